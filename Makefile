@@ -1,0 +1,37 @@
+# The two commands of the README: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: serve test test-all bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.serve
+
+serve: $(VENV)/.serve
+	$(BIN)/evp serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.test
+	scripts/ensure-chromium
+	$(BIN)/python -m pytest
+
+test-all: $(VENV)/.test
+	scripts/ensure-chromium
+	$(BIN)/python -m pytest -m ''
+
+bench: $(VENV)/.serve
+	$(BIN)/evp bench frontend --wav ../shared/data/speech/musetalk_eng.wav
+
+clean:
+	rm -rf $(VENV) .pytest_cache

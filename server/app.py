@@ -1,0 +1,222 @@
+"""The aiohttp application: signalling, control sockets, viewers, static client, metrics.
+
+Public API (DESIGN §8), all on one port:
+    POST /api/offer                               talk: offer -> answer + session id + token
+    GET  /api/sessions/{id}/control?token=...     control WebSocket
+    POST /api/sessions/{id}/viewers?token=...     watch: receive-only offer -> answer
+    GET  /api/avatars, /api/emotions, /healthz, /metrics
+    GET  /, /watch, /static/...                   the web client
+"""
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from engine.avatar.bundle import AvatarLibrary
+from engine.constants import EMOTIONS
+from engine.emotion_state import EmotionState
+from engine.errors import AvatarError
+from server.control import ControlError, parse_emotion_spec
+from server.control_socket import serve_control_socket
+from server.metrics import ServerMetrics
+from server.session import OfferError, Session
+from server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class EvpServer:
+    """Owns everything one server process shares: avatars, sessions, the worker, metrics."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.avatars = AvatarLibrary(settings.avatars_dir)
+        self.sessions: dict[str, Session] = {}
+        # The one engine worker: all model/analysis/render work runs here, off the loop.
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def startup(self, app: web.Application) -> None:
+        # Decode the default avatar up front so the first offer is answered quickly.
+        await asyncio.get_running_loop().run_in_executor(
+            self.worker, self.avatars.get, self.settings.default_avatar
+        )
+
+    async def shutdown(self, app: web.Application) -> None:
+        await asyncio.gather(*(s.aclose("server shutting down") for s in list(self.sessions.values())))
+        self.worker.shutdown(wait=True)
+
+    def _session_closed(self, session: Session) -> None:
+        if self.sessions.pop(session.id, None) is not None:
+            self.metrics.sessions.dec()
+
+    # ------------------------------------------------------------- helpers
+
+    async def _read_offer(self, request: web.Request) -> dict:
+        if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=request.content_length)
+        try:
+            body = json.loads(await request.text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise OfferError(f"the body must be JSON like {{\"sdp\": ..., \"type\": \"offer\"}}: {e}") from e
+        if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
+            raise OfferError('expected JSON {"sdp": "<SDP offer>", "type": "offer"}')
+        return body
+
+    def _session_for(self, request: web.Request) -> Session:
+        session = self.sessions.get(request.match_info["session_id"])
+        if session is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no such session"}), content_type="application/json")
+        token = request.query.get("token", "")
+        if not hmac.compare_digest(token.encode(), session.token.encode()):
+            raise web.HTTPForbidden(text=json.dumps({"error": "wrong or missing token"}), content_type="application/json")
+        return session
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser: scripts and the CLI
+        if origin in self.settings.allowed_origins:
+            return True
+        return urlsplit(origin).netloc == request.host
+
+    # ------------------------------------------------------------- handlers
+
+    async def offer(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_offer(request)
+            avatar_name = body.get("avatar") or self.settings.default_avatar
+            emotion = EmotionState()
+            if body.get("emotion") is not None:
+                command = parse_emotion_spec(str(body["emotion"]))
+                emotion = EmotionState(emotion=command.emotion, intensity=command.intensity)
+        except (OfferError, ControlError) as e:
+            return error(400, str(e))
+        if len(self.sessions) >= self.settings.max_sessions:
+            self.metrics.sessions_refused.inc()
+            return web.json_response(
+                {"error": f"server at capacity ({self.settings.max_sessions} sessions); try again later"},
+                status=503,
+                headers={"Retry-After": "10"},
+            )
+        try:
+            avatar = await asyncio.get_running_loop().run_in_executor(self.worker, self.avatars.get, avatar_name)
+        except AvatarError as e:
+            return error(400, str(e))
+        session = Session(
+            session_id=secrets.token_urlsafe(9),
+            token=secrets.token_urlsafe(24),
+            avatar=avatar,
+            settings=self.settings,
+            metrics=self.metrics,
+            worker=self.worker,
+            on_closed=self._session_closed,
+            emotion=emotion,
+        )
+        self.sessions[session.id] = session  # reserve the slot before awaiting
+        self.metrics.sessions.inc()
+        try:
+            answer = await session.accept_offer(body["sdp"])
+        except OfferError as e:
+            await session.aclose("bad offer")
+            return error(400, str(e))
+        except BaseException:
+            await session.aclose("error while answering")
+            raise
+        session.start()
+        self.metrics.sessions_started.inc()
+        logger.info("session %s started (avatar %s)", session.id, avatar_name)
+        return web.json_response(
+            {"sdp": answer.sdp, "type": answer.type, "session_id": session.id, "token": session.token}
+        )
+
+    async def viewers(self, request: web.Request) -> web.Response:
+        session = self._session_for(request)
+        try:
+            body = await self._read_offer(request)
+            answer = await session.add_viewer(body["sdp"])
+        except OfferError as e:
+            return error(400, str(e))
+        return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": session.id})
+
+    async def control(self, request: web.Request) -> web.StreamResponse:
+        session = self._session_for(request)
+        if not self._origin_allowed(request):
+            return error(403, f"origin {request.headers.get('Origin')} may not control sessions")
+        return await serve_control_socket(
+            request,
+            session,
+            self.metrics,
+            rate=self.settings.control_rate_per_s,
+            max_bytes=self.settings.control_max_message_bytes,
+        )
+
+    async def list_avatars(self, request: web.Request) -> web.Response:
+        avatars = []
+        for name in self.avatars.names():
+            try:
+                manifest = self.avatars.manifest(name)
+            except AvatarError as e:
+                logger.warning("skipping avatar %s: %s", name, e)
+                continue
+            avatars.append({k: v for k, v in manifest.to_json().items() if k != "frames_file"})
+        return web.json_response({"default": self.settings.default_avatar, "avatars": avatars})
+
+    async def list_emotions(self, request: web.Request) -> web.Response:
+        return web.json_response({"emotions": list(EMOTIONS)})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "sessions": len(self.sessions), "max_sessions": self.settings.max_sessions}
+        )
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.exposition(), content_type="text/plain", charset="utf-8")
+
+
+SERVER_KEY = web.AppKey("evp_server", EvpServer)
+
+
+def create_app(settings: ServerSettings) -> web.Application:
+    server = EvpServer(settings)
+    app = web.Application(client_max_size=MAX_OFFER_BYTES)
+    app[SERVER_KEY] = server
+    app.on_startup.append(server.startup)
+    app.on_shutdown.append(server.shutdown)
+    static = settings.web_client_dir
+
+    async def talk_page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(static / "talk.html")
+
+    async def watch_page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(static / "watch.html")
+
+    app.add_routes(
+        [
+            web.post("/api/offer", server.offer),
+            web.get("/api/sessions/{session_id}/control", server.control),
+            web.post("/api/sessions/{session_id}/viewers", server.viewers),
+            web.get("/api/avatars", server.list_avatars),
+            web.get("/api/emotions", server.list_emotions),
+            web.get("/healthz", server.healthz),
+            web.get("/metrics", server.prometheus),
+            web.get("/", talk_page),
+            web.get("/watch", watch_page),
+            web.static("/static", static),
+        ]
+    )
+    return app

@@ -1,0 +1,148 @@
+"""The ``evp`` command. Each subcommand parses its options once and passes them down."""
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from engine.audio.mfcc import WindowSpec
+    from server.app import create_app
+
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        avatars_dir=args.avatars,
+        web_client_dir=DEFAULT_WEB_CLIENT,
+        default_avatar=args.avatar,
+        max_sessions=args.max_sessions,
+        max_viewers=args.max_viewers,
+        ice_servers=tuple(args.ice_server),
+        media_timeout_s=args.media_timeout,
+        extra_delay_ms=args.extra_delay_ms,
+        window=WindowSpec(lookahead_hops=args.lookahead_hops),
+        allowed_origins=tuple(args.allow_origin),
+    )
+    app = create_app(settings)
+    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
+
+    async def announce(app: web.Application) -> None:
+        print(f"evp: serving avatar '{args.avatar}' at http://{shown_host}:{args.port}/", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=args.host, port=args.port, print=None)
+    return 0
+
+
+def _bench_frontend(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from engine.audio.frontend import AudioFrontEnd
+    from engine.audio.pcm import to_mono_float32
+    from engine.constants import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
+    from engine.wav import read_wav
+
+    if args.wav:
+        signal = read_wav(args.wav, SAMPLE_RATE)
+    else:
+        signal = np.random.default_rng(0).standard_normal(SAMPLE_RATE * 10).astype(np.float32) * 0.1
+    # Feed it as WebRTC would: 48 kHz stereo int16 in 20 ms frames.
+    stereo48 = np.repeat(np.repeat(signal, 3)[None, :], 2, axis=0)
+    pcm = np.clip(stereo48 * 32767, -32768, 32767).astype(np.int16)
+    chunk = 960
+    costs = []
+    for _ in range(args.repeats):
+        frontend = AudioFrontEnd(48_000)
+        frames = 0
+        started = time.perf_counter()
+        for start in range(0, pcm.shape[1], chunk):
+            mono, _ = to_mono_float32(pcm[:, start : start + chunk])
+            frames += len(frontend.push_input(mono))
+        costs.append((time.perf_counter() - started) / frames)
+    per_frame_ms = 1000 * float(np.median(costs))
+    result = {
+        "audio_seconds": round(signal.size / SAMPLE_RATE, 2),
+        "video_frames": frames,
+        "per_frame_ms_median": round(per_frame_ms, 4),
+        "per_frame_ms_best": round(1000 * min(costs), 4),
+        "realtime_factor": round(1000 * SAMPLES_PER_VIDEO_FRAME / SAMPLE_RATE / per_frame_ms, 1),
+        "input": "48 kHz stereo int16, 20 ms frames (downmix + resample + VAD + MFCC windows)",
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _avatar_placeholder(args: argparse.Namespace) -> int:
+    from engine.avatar.placeholder import build_placeholder
+
+    path = build_placeholder(args.out, args.name)
+    print(f"evp: wrote placeholder avatar to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evp", description="Live Emotional Video Portraits")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the WebRTC avatar server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    serve.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS, help="directory of avatar bundles")
+    serve.add_argument("--avatar", default="default", help="avatar used when an offer names none")
+    serve.add_argument("--max-sessions", type=int, default=4, help="talking sessions at once; more get 503")
+    serve.add_argument("--max-viewers", type=int, default=8, help="viewers per session")
+    serve.add_argument(
+        "--ice-server", action="append", default=[], metavar="URL",
+        help="STUN/TURN server URL for peers outside this host's networks (repeatable)",
+    )
+    serve.add_argument("--media-timeout", type=float, default=10.0, help="close sessions silent this many seconds")
+    serve.add_argument(
+        "--extra-delay-ms", type=float, default=80.0,
+        help="compute and jitter margin added to look-ahead and frame period (default %(default)s)",
+    )
+    serve.add_argument(
+        "--lookahead-hops", type=int, default=12,
+        help="MFCC look-ahead in 10 ms hops past each video frame (EVP: 12)",
+    )
+    serve.add_argument("--allow-origin", action="append", default=[], help="extra browser origin for control sockets")
+    serve.set_defaults(run=_serve)
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_commands = bench.add_subparsers(dest="bench", required=True)
+    frontend = bench_commands.add_parser("frontend", help="per-frame cost of the audio front-end")
+    frontend.add_argument("--wav", type=Path, help="speech file (default: 10 s of noise)")
+    frontend.add_argument("--repeats", type=int, default=5)
+    frontend.set_defaults(run=_bench_frontend)
+
+    avatar = commands.add_parser("avatar", help="build avatar bundles")
+    avatar_commands = avatar.add_subparsers(dest="avatar", required=True)
+    placeholder = avatar_commands.add_parser("placeholder", help="the astronaut placeholder avatar")
+    placeholder.add_argument("--out", type=Path, default=DEFAULT_AVATARS / "default")
+    placeholder.add_argument("--name", default="default")
+    placeholder.set_defaults(run=_avatar_placeholder)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        for noisy in ("aioice", "aiortc"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Prometheus metrics of one server instance, in a registry of its own (no globals)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.sessions = Gauge("evp_sessions", "Talking sessions open now", registry=r)
+        self.viewers = Gauge("evp_viewers", "Viewer connections open now", registry=r)
+        self.sessions_started = Counter("evp_sessions_started", "Sessions created", registry=r)
+        self.sessions_refused = Counter(
+            "evp_sessions_refused", "Offers refused at capacity (503)", registry=r
+        )
+        self.video_frames = Counter("evp_video_frames", "Video frames published", registry=r)
+        self.video_frames_dropped = Counter(
+            "evp_video_frames_dropped", "Video ticks skipped because the server ran late", registry=r
+        )
+        self.video_frames_late = Counter(
+            "evp_video_frames_late", "Ticks whose audio frame was not analysed in time", registry=r
+        )
+        self.audio_frames = Counter("evp_audio_frames_received", "Audio frames received", registry=r)
+        self.audio_repaired = Counter(
+            "evp_audio_samples_repaired", "Input samples that were NaN/inf or clipped", registry=r
+        )
+        self.latency = Histogram(
+            "evp_frame_latency_seconds",
+            "From the arrival of a frame's last audio sample to the publication of its video frame",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.frontend_seconds = Histogram(
+            "evp_stage_frontend_seconds",
+            "Audio front-end time per received audio frame",
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02),
+            registry=r,
+        )
+        self.render_seconds = Histogram(
+            "evp_stage_render_seconds",
+            "Render time per video frame",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08),
+            registry=r,
+        )
+        self.control_messages = Counter(
+            "evp_control_messages", "Control messages applied", ["type"], registry=r
+        )
+        self.control_errors = Counter(
+            "evp_control_errors", "Control messages rejected", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

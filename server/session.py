@@ -1,0 +1,522 @@
+"""One talking peer: its WebRTC connection, audio analysis, playout clock, tracks and tasks.
+
+Data flow inside a session::
+
+    peer mic --(aiortc)--> _receive_audio --(worker)--> AudioFrontEnd --> _ready frames
+                                  \\--> AudioHistory (mono, input rate)
+    _video_loop (25 fps clock) : PlayoutClock -> frame k due -> render (worker) -> video Broadcast
+    _audio_loop (50 Hz clock)  : PlayoutClock -> samples due -> audio Broadcast
+    Broadcasts --> the peer's senders and every viewer's senders
+
+Both output loops ask the same PlayoutClock what media time is due, so the returned voice
+and the video frame made from it leave together, ``pipeline_delay_s`` after the audio came.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
+import cv2
+from av import AudioFrame
+
+from engine.audio.frontend import AudioFrontEnd, FrameFeatures, FrontEndOptions
+from engine.audio.pcm import PcmReport, to_mono_float32
+from engine.audio.resample import StreamingResampler
+from engine.avatar.bundle import Avatar
+from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS
+from engine.emotion_state import EmotionState
+from engine.overlay import OverlayState, draw_overlay
+from engine.playout import PlayoutClock
+from server.control import Auto, Blend, Command, Flush, SetEmotion
+from server.metrics import ServerMetrics
+from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
+from server.settings import ServerSettings
+from server.tasks import TaskSupervisor
+from server.tracks import Broadcast
+
+logger = logging.getLogger(__name__)
+
+VIDEO_PERIOD_S = 1 / VIDEO_FPS
+AUDIO_PERIOD_S = 0.02
+MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
+
+
+class OfferError(ValueError):
+    """An SDP offer that this server cannot answer; the message goes back as HTTP 400."""
+
+
+def check_offer(sdp: str, need_send_audio: bool) -> None:
+    """Reject what is not an SDP offer we can serve, with a reason."""
+    if not isinstance(sdp, str) or not sdp.lstrip().startswith("v=0"):
+        raise OfferError("'sdp' must be an SDP session description starting with 'v=0'")
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as e:  # aiortc raises assorted errors on malformed SDP
+        raise OfferError(f"cannot parse the SDP offer: {e}") from e
+    kinds = {(m.kind, m.direction) for m in description.media}
+    if not any(kind == "video" and d in ("recvonly", "sendrecv") for kind, d in kinds):
+        raise OfferError("the offer must receive video (a video m-line, recvonly or sendrecv)")
+    if need_send_audio and not any(
+        kind == "audio" and d in ("sendonly", "sendrecv") for kind, d in kinds
+    ):
+        raise OfferError("the offer must send microphone audio (an audio m-line, sendonly or sendrecv)")
+
+
+@dataclass
+class _Counters:
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    frames_late: int = 0
+    audio_frames: int = 0
+    repaired_samples: int = 0
+
+
+@dataclass
+class _Epoch:
+    """A stretch of continuous input audio, analysed by one front-end."""
+
+    frontend: AudioFrontEnd
+    media_start_s: float  # media time of the epoch's first sample
+    next_media_s: float  # media time the next input frame should start at
+    input_rate: int
+
+
+class Session:
+    def __init__(
+        self,
+        session_id: str,
+        token: str,
+        avatar: Avatar,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        worker: Executor,
+        on_closed: Callable[["Session"], None],
+        emotion: EmotionState = EmotionState(),
+    ) -> None:
+        self.id = session_id
+        self.token = token
+        self.avatar = avatar
+        self.emotion = emotion
+        self._settings = settings
+        self._metrics = metrics
+        self._worker = worker
+        self._on_closed = on_closed
+        self._frontend_options = FrontEndOptions(window=settings.window)
+        self.pipeline_delay_s = (
+            VIDEO_PERIOD_S
+            + settings.window.lookahead_seconds
+            + StreamingResampler(48_000, SAMPLE_RATE).delay_seconds
+            + settings.extra_delay_ms / 1000
+        )
+        self._clock = PlayoutClock(self.pipeline_delay_s)
+        self._tasks = TaskSupervisor(f"session {session_id}", self._task_failed)
+        self._video = Broadcast("video", yuv420p_frame, max_queue=2)
+        self._audio = Broadcast("audio", self._audio_frame, max_queue=5)
+        self._output_rate = 48_000  # returned audio: the input's own rate, once known
+        self._pc = self._new_peer_connection()
+        self._viewers: set[RTCPeerConnection] = set()
+        self._control_channels: set = set()  # ControlChannel; typed loosely to avoid a cycle
+        self._epoch: _Epoch | None = None
+        self._history: AudioHistory | None = None
+        self._ready: deque[FrameFeatures] = deque()
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=256)  # (media_end_s, arrival)
+        self._shown: FrameFeatures | None = None
+        self._counters = _Counters()
+        self._latencies: list[float] = []
+        self._last_audio_at: float | None = None
+        self._close_task: asyncio.Task | None = None
+        self._closing = False
+        self.closed = asyncio.Event()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _new_peer_connection(self) -> RTCPeerConnection:
+        servers = [RTCIceServer(url) for url in self._settings.ice_servers]
+        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+    async def accept_offer(self, sdp: str) -> RTCSessionDescription:
+        """Apply the peer's offer and return our answer. Raises OfferError on bad offers."""
+        check_offer(sdp, need_send_audio=True)
+        pc = self._pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._tasks.spawn(self._receive_audio(track), "receive-audio")
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self.request_close(f"peer connection {pc.connectionState}")
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as e:  # aiortc reports bad SDP with several exception types
+            raise OfferError(f"cannot apply the SDP offer: {e}") from e
+        pc.addTrack(self._audio.subscribe())
+        pc.addTrack(self._video.subscribe())
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription
+
+    async def add_viewer(self, sdp: str) -> RTCSessionDescription:
+        """Answer a receive-only offer with this session's video and audio."""
+        check_offer(sdp, need_send_audio=False)
+        if len(self._viewers) >= self._settings.max_viewers:
+            raise OfferError(
+                f"this session already has {self._settings.max_viewers} viewers, the maximum"
+            )
+        pc = self._new_peer_connection()
+        self._viewers.add(pc)
+        self._metrics.viewers.inc()
+        tracks = [self._video.subscribe(), self._audio.subscribe()]
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self._drop_viewer(pc, tracks)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            for track in tracks:
+                pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as e:
+            await self._drop_viewer(pc, tracks)
+            raise OfferError(f"cannot answer the viewer offer: {e}") from e
+        return pc.localDescription
+
+    async def _drop_viewer(self, pc: RTCPeerConnection, tracks: list) -> None:
+        if pc in self._viewers:
+            self._viewers.discard(pc)
+            self._metrics.viewers.dec()
+        for track in tracks:
+            track.stop()
+        await pc.close()
+
+    def start(self) -> None:
+        self._tasks.spawn(self._video_loop(), "video-clock")
+        self._tasks.spawn(self._audio_loop(), "audio-clock")
+        self._tasks.spawn(self._stats_loop(), "stats")
+        self._tasks.spawn(self._watchdog(), "watchdog")
+
+    def request_close(self, reason: str) -> None:
+        """Close from anywhere (callbacks, tasks of this session) without awaiting."""
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(
+                self.aclose(reason), name=f"session {self.id}:close"
+            )
+
+    async def aclose(self, reason: str = "closed") -> None:
+        """Stop every task, end every track and connection, free buffers. Idempotent."""
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        logger.info("session %s closing: %s", self.id, reason)
+        await self._tasks.aclose()
+        self._video.close()
+        self._audio.close()
+        for channel in list(self._control_channels):
+            await channel.close(reason)
+        for pc in list(self._viewers):
+            await pc.close()
+        self._metrics.viewers.dec(len(self._viewers))
+        self._viewers.clear()
+        await self._pc.close()
+        self._epoch = None
+        self._history = None
+        self._ready.clear()
+        self.closed.set()
+        self._on_closed(self)
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        self.request_close(f"task {name} failed: {exc!r}")
+
+    @property
+    def task_count(self) -> int:
+        return self._tasks.active
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    # ---------------------------------------------------------------- control
+
+    def add_control_channel(self, channel) -> None:
+        self._control_channels.add(channel)
+
+    def remove_control_channel(self, channel) -> None:
+        self._control_channels.discard(channel)
+
+    def apply(self, command: Command) -> None:
+        """Apply a validated control command and push the new state to every socket."""
+        version = self.emotion.version + 1
+        if isinstance(command, SetEmotion):
+            self.emotion = EmotionState(
+                mode="manual",
+                emotion=command.emotion,
+                intensity=command.intensity,
+                transition_ms=command.transition_ms,
+                version=version,
+            )
+        elif isinstance(command, Blend):
+            self.emotion = EmotionState(
+                mode="blend",
+                blend_from=command.source,
+                blend_to=command.target,
+                alpha=command.alpha,
+                transition_ms=command.transition_ms,
+                version=version,
+            )
+        elif isinstance(command, Auto):
+            self.emotion = replace(
+                self.emotion, mode="auto", transition_ms=command.transition_ms, version=version
+            )
+        elif isinstance(command, Flush):
+            self._flush()
+            self.emotion = replace(self.emotion, version=version)
+        self._broadcast_control(self.state_message())
+
+    def _flush(self) -> None:
+        """Drop queued audio and analysis: playout returns to idle until new audio."""
+        self._epoch = None
+        self._ready.clear()
+        self._arrivals.clear()
+        self._clock.reset()
+        self._shown = None
+        if self._history is not None:
+            self._history = AudioHistory(self._history.sample_rate)
+
+    def state_message(self) -> dict:
+        return {
+            "type": "state",
+            "session_id": self.id,
+            "avatar": self.avatar.manifest.name,
+            "emotion": self.emotion.to_json(),
+            "pipeline_delay_ms": round(self.pipeline_delay_s * 1000, 1),
+        }
+
+    def _broadcast_control(self, message: dict) -> None:
+        for channel in self._control_channels:
+            channel.send(message)
+
+    # ---------------------------------------------------------------- input audio
+
+    async def _receive_audio(self, track: MediaStreamTrack) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            arrival = loop.time()
+            self._last_audio_at = arrival
+            self._counters.audio_frames += 1
+            self._metrics.audio_frames.inc()
+            planar = audio_frame_to_planar(frame)
+            rate = frame.sample_rate
+            media_start = (
+                float(frame.pts * frame.time_base) if frame.pts is not None else None
+            )
+            epoch = self._epoch_for(media_start, rate)
+            if epoch is None:
+                continue  # late duplicate or reordered frame: already covered
+            gap = 0 if media_start is None else max(0, round((media_start - epoch.next_media_s) * rate))
+            started = time.perf_counter()
+            features, mono, report = await loop.run_in_executor(
+                self._worker, _analyse, epoch.frontend, planar, gap
+            )
+            self._metrics.frontend_seconds.observe(time.perf_counter() - started)
+            if self._epoch is not epoch:
+                continue  # flushed while we were analysing
+            self._count_repairs(report)
+            media_end = epoch.next_media_s + (gap + planar.shape[1]) / rate
+            history_start = round((epoch.next_media_s - epoch.media_start_s) * rate)
+            self._history.write(history_start, mono)
+            epoch.next_media_s = media_end
+            self._clock.on_input(media_end - epoch.media_start_s, arrival)
+            self._arrivals.append((media_end - epoch.media_start_s, arrival))
+            self._ready.extend(features)
+
+    def _epoch_for(self, media_start: float | None, rate: int) -> _Epoch | None:
+        """The epoch this frame continues; a new one on the first frame, a change of rate
+        or a gap too long to fill; None for a frame overlapping what we already have."""
+        epoch = self._epoch
+        if epoch is not None and rate == epoch.input_rate:
+            if media_start is None:
+                return epoch
+            gap = media_start - epoch.next_media_s
+            if gap < -AUDIO_PERIOD_S / 2:
+                return None
+            if gap <= MAX_GAP_FILL_S:
+                return epoch
+        start = 0.0 if media_start is None else media_start
+        self._epoch = _Epoch(AudioFrontEnd(rate, self._frontend_options), start, start, rate)
+        self._history = AudioHistory(rate)
+        self._ready.clear()
+        self._arrivals.clear()
+        self._clock.reset()
+        return self._epoch
+
+    def _count_repairs(self, report: PcmReport) -> None:
+        repaired = report.non_finite + report.clipped
+        if repaired:
+            self._counters.repaired_samples += repaired
+            self._metrics.audio_repaired.inc(repaired)
+
+    # ---------------------------------------------------------------- output clocks
+
+    async def _video_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tick = 0
+        while True:
+            due = start + tick * VIDEO_PERIOD_S
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            now = loop.time()
+            if (behind := int((now - due) / VIDEO_PERIOD_S)) > 0:
+                tick += behind  # skip whole ticks rather than send a late burst
+                self._counters.frames_dropped += behind
+                self._metrics.video_frames_dropped.inc(behind)
+            overlay = OverlayState(*self._overlay_due(now), self.emotion.label())
+            started = time.perf_counter()
+            image = await loop.run_in_executor(self._worker, self._render, tick, overlay)
+            self._metrics.render_seconds.observe(time.perf_counter() - started)
+            self._video.publish(image, tick * PTS_PER_VIDEO_FRAME)
+            self._counters.frames_sent += 1
+            self._metrics.video_frames.inc()
+            tick += 1
+
+    def _overlay_due(self, now: float) -> tuple[float | None, bool]:
+        """(level_db, voiced) of the input frame whose playout is due now."""
+        media = self._clock.media_time_at(now)
+        if media is None:
+            return None, False
+        due = math.floor(media * VIDEO_FPS)
+        while self._ready and self._ready[0].index <= due:
+            features = self._ready.popleft()
+            self._record_latency(features, now)
+            self._shown = features
+        if self._shown is None or self._shown.index < due:
+            self._counters.frames_late += 1
+            self._metrics.video_frames_late.inc()
+        if self._shown is None:
+            return None, False
+        return self._shown.level_db, self._shown.voiced
+
+    def _record_latency(self, features: FrameFeatures, now: float) -> None:
+        frame_end = (features.index + 1) * VIDEO_PERIOD_S
+        for media_end, arrival in self._arrivals:
+            if media_end >= frame_end - 1e-6:
+                latency = now - arrival
+                self._latencies.append(latency)
+                self._metrics.latency.observe(latency)
+                return
+
+    def _render(self, tick: int, overlay: OverlayState) -> np.ndarray:
+        """Runs on the worker: the looped target frame with the live status overlay,
+        as (H * 3 / 2, W) I420 so that no encoder has to convert it again."""
+        image = draw_overlay(self.avatar.frame_at(tick), overlay)
+        return cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+
+    def _audio_frame(self, samples: np.ndarray, pts: int) -> AudioFrame:
+        return mono_audio_frame(samples, self._output_rate, pts)
+
+    async def _audio_loop(self) -> None:
+        """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tick = 0
+        position: int | None = None  # next history sample to send
+        rate = 48_000
+        while True:
+            due = start + tick * AUDIO_PERIOD_S
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            now = loop.time()
+            tick += max(0, int((now - due) / AUDIO_PERIOD_S))
+            history = self._history
+            media = self._clock.media_time_at(now)
+            if history is not None:
+                rate = self._output_rate = history.sample_rate
+            count = round(rate * AUDIO_PERIOD_S)
+            if history is None or media is None:
+                samples = np.zeros(count, np.float32)
+                position = None
+            else:
+                target_end = round(media * rate)
+                if position is None or abs(position + count - target_end) > 2 * count:
+                    position = target_end - count  # (re)anchor to the clock
+                samples = history.read(position, count)
+                position += count
+            self._audio.publish(samples, round(tick * AUDIO_PERIOD_S * rate))
+            tick += 1
+
+    # ---------------------------------------------------------------- housekeeping
+
+    async def _watchdog(self) -> None:
+        loop = asyncio.get_running_loop()
+        created = loop.time()
+        while True:
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            if self._last_audio_at is None:
+                if now - created > self._settings.connect_timeout_s:
+                    self.request_close("no audio from the peer since the answer")
+                    return
+            elif now - self._last_audio_at > self._settings.media_timeout_s:
+                self.request_close(f"no audio for {self._settings.media_timeout_s:.1f} s")
+                return
+
+    async def _stats_loop(self) -> None:
+        interval = self._settings.stats_interval_s
+        last_sent = self._counters.frames_sent
+        last_time = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            sent = self._counters.frames_sent
+            fps = (sent - last_sent) / (now - last_time)
+            last_sent, last_time = sent, now
+            self._broadcast_control(self.stats_message(fps))
+
+    def stats_message(self, fps: float) -> dict:
+        latencies, self._latencies = self._latencies, []
+        shown = self._shown
+        c = self._counters
+        return {
+            "type": "stats",
+            "fps": round(fps, 2),
+            "frames_sent": c.frames_sent,
+            "frames_dropped": c.frames_dropped,
+            "frames_late": c.frames_late,
+            "audio_frames": c.audio_frames,
+            "repaired_samples": c.repaired_samples,
+            "audio_level_db": None if shown is None else round(shown.level_db, 1),
+            "voice": bool(shown and shown.voiced),
+            "latency_ms": round(1000 * float(np.mean(latencies)), 1) if latencies else None,
+            "queue_delay_ms": round(len(self._ready) * VIDEO_PERIOD_S * 1000, 1),
+            "pipeline_delay_ms": round(self.pipeline_delay_s * 1000, 1),
+            "viewers": len(self._viewers),
+        }
+
+
+def _analyse(
+    frontend: AudioFrontEnd, planar: np.ndarray, gap_samples: int
+) -> tuple[list[FrameFeatures], np.ndarray, PcmReport]:
+    """Runs on the worker: downmix, fill a gap with silence, analyse."""
+    mono, report = to_mono_float32(planar)
+    if gap_samples:
+        mono = np.concatenate([np.zeros(gap_samples, np.float32), mono])
+    return frontend.push_input(mono), mono, report
+

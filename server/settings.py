@@ -1,0 +1,38 @@
+"""Server settings: parsed once in main() and passed down; never read from globals."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.audio.mfcc import WindowSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_AVATARS = PROJECT_ROOT / "avatars"
+DEFAULT_WEB_CLIENT = PROJECT_ROOT / "web_client"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    avatars_dir: Path = DEFAULT_AVATARS
+    web_client_dir: Path = DEFAULT_WEB_CLIENT
+    default_avatar: str = "default"
+    max_sessions: int = 4
+    """Talking sessions served at once; more get 503 instead of degrading everyone."""
+    max_viewers: int = 8
+    """Receive-only viewers per session."""
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs handed to aiortc. Empty: host candidates only (LAN, localhost)."""
+    media_timeout_s: float = 10.0
+    """A session whose peer sends no audio for this long is closed."""
+    connect_timeout_s: float = 15.0
+    """A session whose peer never starts sending audio within this long is closed."""
+    extra_delay_ms: float = 80.0
+    """Compute and network-jitter margin added to the look-ahead and frame period."""
+    window: WindowSpec = field(default_factory=WindowSpec)
+    allowed_origins: tuple[str, ...] = ()
+    """Origins allowed on the control socket besides the server's own."""
+    control_max_message_bytes: int = 4096
+    control_rate_per_s: float = 20.0
+    """Sustained control messages per second per socket (bursts of twice that)."""
+    stats_interval_s: float = 1.0

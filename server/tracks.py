@@ -1,0 +1,87 @@
+"""Fan-out of one session's media to its peer and viewers through bounded queues.
+
+A session produces each frame once, on its own clock, and publishes it as a read-only
+array with its timestamp. Each consumer (an aiortc sender) pulls from its own small queue
+and gets its own PyAV frame around the shared array: encoders mutate the frames they are
+given (picture type, format), so frames are never shared between senders. A consumer that
+falls behind loses its oldest frames instead of delaying anyone else or growing latency.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.frame import Frame
+
+
+class Payload(NamedTuple):
+    data: np.ndarray  # read-only
+    pts: int
+
+
+FrameFactory = Callable[[np.ndarray, int], Frame]  # (data, pts) -> a new frame
+
+
+class SubscriberTrack(MediaStreamTrack):
+    def __init__(self, broadcast: "Broadcast", max_queue: int) -> None:
+        super().__init__()
+        self.kind = broadcast.kind
+        self._broadcast: Broadcast | None = broadcast
+        self._to_frame = broadcast.to_frame
+        self._queue: asyncio.Queue[Payload | None] = asyncio.Queue(max_queue)
+        self.dropped = 0
+
+    async def recv(self) -> Frame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        payload = await self._queue.get()
+        if payload is None:
+            raise MediaStreamError
+        return self._to_frame(payload.data, payload.pts)
+
+    def offer(self, payload: Payload | None) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(payload)
+
+    def stop(self) -> None:
+        if self._broadcast is not None:
+            self._broadcast.unsubscribe(self)
+            self._broadcast = None
+            self.offer(None)
+        super().stop()
+
+
+class Broadcast:
+    """Publishes payloads of one kind to any number of SubscriberTracks."""
+
+    def __init__(self, kind: str, to_frame: FrameFactory, max_queue: int) -> None:
+        self.kind = kind
+        self.to_frame = to_frame
+        self._max_queue = max_queue
+        self._subscribers: set[SubscriberTrack] = set()
+
+    def subscribe(self) -> SubscriberTrack:
+        track = SubscriberTrack(self, self._max_queue)
+        self._subscribers.add(track)
+        return track
+
+    def unsubscribe(self, track: SubscriberTrack) -> None:
+        self._subscribers.discard(track)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, data: np.ndarray, pts: int) -> None:
+        data.flags.writeable = False
+        payload = Payload(data, pts)
+        for track in self._subscribers:
+            track.offer(payload)
+
+    def close(self) -> None:
+        for track in list(self._subscribers):
+            track.stop()

@@ -1,0 +1,75 @@
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from engine.constants import SAMPLE_RATE
+from engine.wav import read_wav
+from server.app import SERVER_KEY, EvpServer, create_app
+from server.settings import ServerSettings
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data; tests that need it skip without it, or fail when CI requires it."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("EVP_REQUIRE_DATA"):
+            pytest.fail(f"EVP_REQUIRE_DATA is set but {SHARED_DATA} is missing")
+        pytest.skip(f"shared data not present at {SHARED_DATA}")
+    return SHARED_DATA.resolve()
+
+
+@pytest.fixture(scope="session")
+def speech_files(shared_data: Path) -> list[Path]:
+    files = sorted((shared_data / "speech").glob("*.wav"))
+    assert files, "no speech files in shared/data/speech"
+    return files
+
+
+@pytest.fixture(scope="session")
+def speech(shared_data: Path) -> np.ndarray:
+    """12 s of real speech (voiced from the first second), 16 kHz mono float32."""
+    return read_wav(shared_data / "speech" / "evp_obama.wav", SAMPLE_RATE)[: 12 * SAMPLE_RATE]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self.runner = runner
+        self.url = url
+        self.evp: EvpServer = runner.app[SERVER_KEY]
+
+
+@pytest.fixture
+def settings() -> ServerSettings:
+    return ServerSettings(port=_free_port(), media_timeout_s=10.0)
+
+
+@pytest.fixture
+async def server(settings: ServerSettings):
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    yield RunningServer(runner, f"http://{settings.host}:{settings.port}")
+    await runner.cleanup()
+
+
+@pytest.fixture
+def make_settings(settings: ServerSettings):
+    def make(**changes) -> ServerSettings:
+        return replace(settings, **changes)
+
+    return make
