@@ -132,6 +132,7 @@ class Session:
         self._shown: FrameFeatures | None = None
         self._counters = _Counters()
         self._latencies: list[float] = []
+        self._publish_times: deque[float] = deque(maxlen=2 * VIDEO_FPS)
         self._last_audio_at: float | None = None
         self._close_task: asyncio.Task | None = None
         self._closing = False
@@ -393,6 +394,7 @@ class Session:
             image = await loop.run_in_executor(self._worker, self._render, tick, overlay)
             self._metrics.render_seconds.observe(time.perf_counter() - started)
             self._video.publish(image, tick * PTS_PER_VIDEO_FRAME)
+            self._publish_times.append(loop.time())
             self._counters.frames_sent += 1
             self._metrics.video_frames.inc()
             tick += 1
@@ -479,24 +481,22 @@ class Session:
                 return
 
     async def _stats_loop(self) -> None:
-        interval = self._settings.stats_interval_s
-        last_sent = self._counters.frames_sent
-        last_time = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            sent = self._counters.frames_sent
-            fps = (sent - last_sent) / (now - last_time)
-            last_sent, last_time = sent, now
-            self._broadcast_control(self.stats_message(fps))
+            await asyncio.sleep(self._settings.stats_interval_s)
+            self._broadcast_control(self.stats_message())
 
-    def stats_message(self, fps: float) -> dict:
+    def video_fps(self, window_s: float = 1.0) -> float:
+        """Frames per second published over the last ``window_s``, from their timestamps."""
+        times = [t for t in self._publish_times if t >= asyncio.get_running_loop().time() - window_s]
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    def stats_message(self) -> dict:
         latencies, self._latencies = self._latencies, []
         shown = self._shown
         c = self._counters
         return {
             "type": "stats",
-            "fps": round(fps, 2),
+            "fps": round(self.video_fps(), 2),
             "frames_sent": c.frames_sent,
             "frames_dropped": c.frames_dropped,
             "frames_late": c.frames_late,

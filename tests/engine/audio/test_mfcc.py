@@ -62,6 +62,7 @@ def test_streaming_equals_offline_on_real_speech_for_any_chunking(speech_files, 
         assert np.abs(streamed - librosa_mfcc(y)).max() <= 1e-3, path.name
 
 
+@pytest.mark.filterwarnings("ignore:n_fft=512 is too large")  # librosa on signals < 512
 @pytest.mark.parametrize(
     "name, signal",
     [
