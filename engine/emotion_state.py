@@ -29,7 +29,11 @@ class EmotionState:
         return f"{self.emotion} {self.intensity:.2f}"
 
     def to_json(self) -> dict:
-        out: dict = {"mode": self.mode, "transition_ms": self.transition_ms, "version": self.version}
+        out: dict = {
+            "mode": self.mode,
+            "transition_ms": self.transition_ms,
+            "version": self.version,
+        }
         if self.mode == "manual":
             out |= {"emotion": self.emotion, "intensity": self.intensity}
         elif self.mode == "blend":

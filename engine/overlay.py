@@ -29,7 +29,13 @@ def draw_overlay(frame: np.ndarray, state: OverlayState) -> np.ndarray:
         cv2.rectangle(out, (6, top), (right, top + bar_h), colour, thickness=-1)
     dot = (255, 60, 60) if state.voiced else (90, 90, 90)
     cv2.circle(out, (18, top - 16), 8, dot, thickness=-1)
-    label = state.emotion_label if state.level_db is not None else f"{state.emotion_label} (no audio)"
-    cv2.putText(out, label, (34, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, label, (34, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    label = (
+        state.emotion_label if state.level_db is not None else f"{state.emotion_label} (no audio)"
+    )
+    cv2.putText(
+        out, label, (34, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA
+    )
+    cv2.putText(
+        out, label, (34, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA
+    )
     return out

@@ -57,7 +57,9 @@ class EvpServer:
         )
 
     async def shutdown(self, app: web.Application) -> None:
-        await asyncio.gather(*(s.aclose("server shutting down") for s in list(self.sessions.values())))
+        await asyncio.gather(
+            *(s.aclose("server shutting down") for s in list(self.sessions.values()))
+        )
         self.worker.shutdown(wait=True)
 
     def _session_closed(self, session: Session) -> None:
@@ -68,22 +70,35 @@ class EvpServer:
 
     async def _read_offer(self, request: web.Request) -> dict:
         if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=request.content_length)
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_OFFER_BYTES, actual_size=request.content_length
+            )
         try:
             body = json.loads(await request.text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise OfferError(f"the body must be JSON like {{\"sdp\": ..., \"type\": \"offer\"}}: {e}") from e
-        if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
+            raise OfferError(
+                f'the body must be JSON like {{"sdp": ..., "type": "offer"}}: {e}'
+            ) from e
+        if (
+            not isinstance(body, dict)
+            or body.get("type") != "offer"
+            or not isinstance(body.get("sdp"), str)
+        ):
             raise OfferError('expected JSON {"sdp": "<SDP offer>", "type": "offer"}')
         return body
 
     def _session_for(self, request: web.Request) -> Session:
         session = self.sessions.get(request.match_info["session_id"])
         if session is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": "no such session"}), content_type="application/json")
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": "no such session"}), content_type="application/json"
+            )
         token = request.query.get("token", "")
         if not hmac.compare_digest(token.encode(), session.token.encode()):
-            raise web.HTTPForbidden(text=json.dumps({"error": "wrong or missing token"}), content_type="application/json")
+            raise web.HTTPForbidden(
+                text=json.dumps({"error": "wrong or missing token"}),
+                content_type="application/json",
+            )
         return session
 
     def _origin_allowed(self, request: web.Request) -> bool:
@@ -109,12 +124,16 @@ class EvpServer:
         if len(self.sessions) >= self.settings.max_sessions:
             self.metrics.sessions_refused.inc()
             return web.json_response(
-                {"error": f"server at capacity ({self.settings.max_sessions} sessions); try again later"},
+                {
+                    "error": f"server at capacity ({self.settings.max_sessions} sessions); try again later"
+                },
                 status=503,
                 headers={"Retry-After": "10"},
             )
         try:
-            avatar = await asyncio.get_running_loop().run_in_executor(self.worker, self.avatars.get, avatar_name)
+            avatar = await asyncio.get_running_loop().run_in_executor(
+                self.worker, self.avatars.get, avatar_name
+            )
         except AvatarError as e:
             return error(400, str(e))
         session = Session(
@@ -141,7 +160,12 @@ class EvpServer:
         self.metrics.sessions_started.inc()
         logger.info("session %s started (avatar %s)", session.id, avatar_name)
         return web.json_response(
-            {"sdp": answer.sdp, "type": answer.type, "session_id": session.id, "token": session.token}
+            {
+                "sdp": answer.sdp,
+                "type": answer.type,
+                "session_id": session.id,
+                "token": session.token,
+            }
         )
 
     async def viewers(self, request: web.Request) -> web.Response:
@@ -181,11 +205,17 @@ class EvpServer:
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "ok", "sessions": len(self.sessions), "max_sessions": self.settings.max_sessions}
+            {
+                "status": "ok",
+                "sessions": len(self.sessions),
+                "max_sessions": self.settings.max_sessions,
+            }
         )
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.exposition(), content_type="text/plain", charset="utf-8")
+        return web.Response(
+            body=self.metrics.exposition(), content_type="text/plain", charset="utf-8"
+        )
 
 
 SERVER_KEY = web.AppKey("evp_server", EvpServer)

@@ -33,7 +33,9 @@ def _serve(args: argparse.Namespace) -> int:
     shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
 
     async def announce(app: web.Application) -> None:
-        print(f"evp: serving avatar '{args.avatar}' at http://{shown_host}:{args.port}/", flush=True)
+        print(
+            f"evp: serving avatar '{args.avatar}' at http://{shown_host}:{args.port}/", flush=True
+        )
 
     app.on_startup.append(announce)
     web.run_app(app, host=args.host, port=args.port, print=None)
@@ -80,6 +82,12 @@ def _bench_frontend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_transport(args: argparse.Namespace) -> int:
+    from server.bench import run
+
+    return run(args)
+
+
 def _avatar_placeholder(args: argparse.Namespace) -> int:
     from engine.avatar.placeholder import build_placeholder
 
@@ -94,26 +102,46 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the WebRTC avatar server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
     serve.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
-    serve.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS, help="directory of avatar bundles")
+    serve.add_argument(
+        "--avatars", type=Path, default=DEFAULT_AVATARS, help="directory of avatar bundles"
+    )
     serve.add_argument("--avatar", default="default", help="avatar used when an offer names none")
-    serve.add_argument("--max-sessions", type=int, default=4, help="talking sessions at once; more get 503")
+    serve.add_argument(
+        "--max-sessions", type=int, default=4, help="talking sessions at once; more get 503"
+    )
     serve.add_argument("--max-viewers", type=int, default=8, help="viewers per session")
     serve.add_argument(
-        "--ice-server", action="append", default=[], metavar="URL",
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
         help="STUN/TURN server URL for peers outside this host's networks (repeatable)",
     )
-    serve.add_argument("--media-timeout", type=float, default=10.0, help="close sessions silent this many seconds")
     serve.add_argument(
-        "--extra-delay-ms", type=float, default=80.0,
+        "--media-timeout", type=float, default=10.0, help="close sessions silent this many seconds"
+    )
+    serve.add_argument(
+        "--extra-delay-ms",
+        type=float,
+        default=80.0,
         help="compute and jitter margin added to look-ahead and frame period (default %(default)s)",
     )
     serve.add_argument(
-        "--lookahead-hops", type=int, default=12,
+        "--lookahead-hops",
+        type=int,
+        default=12,
         help="MFCC look-ahead in 10 ms hops past each video frame (EVP: 12)",
     )
-    serve.add_argument("--allow-origin", action="append", default=[], help="extra browser origin for control sockets")
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        help="extra browser origin for control sockets",
+    )
     serve.set_defaults(run=_serve)
 
     bench = commands.add_parser("bench", help="benchmarks")
@@ -122,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     frontend.add_argument("--wav", type=Path, help="speech file (default: 10 s of noise)")
     frontend.add_argument("--repeats", type=int, default=5)
     frontend.set_defaults(run=_bench_frontend)
+
+    transport = bench_commands.add_parser(
+        "transport", help="fps and latency of one aiortc peer streaming speech"
+    )
+    transport.add_argument(
+        "--wav", type=Path, required=True, help="speech to send as the microphone"
+    )
+    transport.add_argument("--seconds", type=float, default=10.0)
+    transport.add_argument("--url", help="a running server (default: start one in-process)")
+    transport.set_defaults(run=_bench_transport)
 
     avatar = commands.add_parser("avatar", help="build avatar bundles")
     avatar_commands = avatar.add_subparsers(dest="avatar", required=True)

@@ -80,7 +80,9 @@ async def serve_control_socket(
                 reply_error(channel, metrics, "control messages are JSON text frames")
                 continue
             if not bucket.take():
-                reply_error(channel, metrics, f"rate limit: at most {rate:g} messages/s; message ignored")
+                reply_error(
+                    channel, metrics, f"rate limit: at most {rate:g} messages/s; message ignored"
+                )
                 continue
             try:
                 command = parse_command(json.loads(message.data))

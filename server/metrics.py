@@ -17,12 +17,16 @@ class ServerMetrics:
         )
         self.video_frames = Counter("evp_video_frames", "Video frames published", registry=r)
         self.video_frames_dropped = Counter(
-            "evp_video_frames_dropped", "Video ticks skipped because the server ran late", registry=r
+            "evp_video_frames_dropped",
+            "Video ticks skipped because the server ran late",
+            registry=r,
         )
         self.video_frames_late = Counter(
             "evp_video_frames_late", "Ticks whose audio frame was not analysed in time", registry=r
         )
-        self.audio_frames = Counter("evp_audio_frames_received", "Audio frames received", registry=r)
+        self.audio_frames = Counter(
+            "evp_audio_frames_received", "Audio frames received", registry=r
+        )
         self.audio_repaired = Counter(
             "evp_audio_samples_repaired", "Input samples that were NaN/inf or clipped", registry=r
         )
@@ -47,9 +51,7 @@ class ServerMetrics:
         self.control_messages = Counter(
             "evp_control_messages", "Control messages applied", ["type"], registry=r
         )
-        self.control_errors = Counter(
-            "evp_control_errors", "Control messages rejected", registry=r
-        )
+        self.control_errors = Counter("evp_control_errors", "Control messages rejected", registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
-import cv2
 from av import AudioFrame
 
 from engine.audio.frontend import AudioFrontEnd, FrameFeatures, FrontEndOptions
@@ -37,8 +37,8 @@ from engine.emotion_state import EmotionState
 from engine.overlay import OverlayState, draw_overlay
 from engine.playout import PlayoutClock
 from server.control import Auto, Blend, Command, Flush, SetEmotion
-from server.metrics import ServerMetrics
 from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
+from server.metrics import ServerMetrics
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
 from server.tracks import Broadcast
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 VIDEO_PERIOD_S = 1 / VIDEO_FPS
 AUDIO_PERIOD_S = 0.02
+RETURN_AUDIO_RATE = 48_000  # Hz: what Opus carries; other input rates are resampled to it
 MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
 
 
@@ -68,7 +69,9 @@ def check_offer(sdp: str, need_send_audio: bool) -> None:
     if need_send_audio and not any(
         kind == "audio" and d in ("sendonly", "sendrecv") for kind, d in kinds
     ):
-        raise OfferError("the offer must send microphone audio (an audio m-line, sendonly or sendrecv)")
+        raise OfferError(
+            "the offer must send microphone audio (an audio m-line, sendonly or sendrecv)"
+        )
 
 
 @dataclass
@@ -85,6 +88,7 @@ class _Epoch:
     """A stretch of continuous input audio, analysed by one front-end."""
 
     frontend: AudioFrontEnd
+    to_return_rate: StreamingResampler  # input rate -> RETURN_AUDIO_RATE, for the history
     media_start_s: float  # media time of the epoch's first sample
     next_media_s: float  # media time the next input frame should start at
     input_rate: int
@@ -100,12 +104,12 @@ class Session:
         metrics: ServerMetrics,
         worker: Executor,
         on_closed: Callable[["Session"], None],
-        emotion: EmotionState = EmotionState(),
+        emotion: EmotionState | None = None,
     ) -> None:
         self.id = session_id
         self.token = token
         self.avatar = avatar
-        self.emotion = emotion
+        self.emotion = emotion or EmotionState()
         self._settings = settings
         self._metrics = metrics
         self._worker = worker
@@ -114,14 +118,13 @@ class Session:
         self.pipeline_delay_s = (
             VIDEO_PERIOD_S
             + settings.window.lookahead_seconds
-            + StreamingResampler(48_000, SAMPLE_RATE).delay_seconds
+            + StreamingResampler(RETURN_AUDIO_RATE, SAMPLE_RATE).delay_seconds
             + settings.extra_delay_ms / 1000
         )
         self._clock = PlayoutClock(self.pipeline_delay_s)
         self._tasks = TaskSupervisor(f"session {session_id}", self._task_failed)
         self._video = Broadcast("video", yuv420p_frame, max_queue=2)
-        self._audio = Broadcast("audio", self._audio_frame, max_queue=5)
-        self._output_rate = 48_000  # returned audio: the input's own rate, once known
+        self._audio = Broadcast("audio", _return_audio_frame, max_queue=5)
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
         self._control_channels: set = set()  # ControlChannel; typed loosely to avoid a cycle
@@ -152,7 +155,7 @@ class Session:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._tasks.spawn(self._receive_audio(track), "receive-audio")
+                self.attach_microphone(track)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -203,6 +206,10 @@ class Session:
             track.stop()
         await pc.close()
 
+    def attach_microphone(self, track: MediaStreamTrack) -> None:
+        """Analyse and return the audio of ``track`` (any rate, layout and sample format)."""
+        self._tasks.spawn(self._receive_audio(track), "receive-audio")
+
     def start(self) -> None:
         self._tasks.spawn(self._video_loop(), "video-clock")
         self._tasks.spawn(self._audio_loop(), "audio-clock")
@@ -245,6 +252,10 @@ class Session:
     @property
     def task_count(self) -> int:
         return self._tasks.active
+
+    @property
+    def audio_frames_received(self) -> int:
+        return self._counters.audio_frames
 
     @property
     def viewer_count(self) -> int:
@@ -294,8 +305,7 @@ class Session:
         self._arrivals.clear()
         self._clock.reset()
         self._shown = None
-        if self._history is not None:
-            self._history = AudioHistory(self._history.sample_rate)
+        self._history = None
 
     def state_message(self) -> dict:
         return {
@@ -325,24 +335,26 @@ class Session:
             self._metrics.audio_frames.inc()
             planar = audio_frame_to_planar(frame)
             rate = frame.sample_rate
-            media_start = (
-                float(frame.pts * frame.time_base) if frame.pts is not None else None
-            )
+            media_start = float(frame.pts * frame.time_base) if frame.pts is not None else None
             epoch = self._epoch_for(media_start, rate)
             if epoch is None:
                 continue  # late duplicate or reordered frame: already covered
-            gap = 0 if media_start is None else max(0, round((media_start - epoch.next_media_s) * rate))
+            gap = (
+                0
+                if media_start is None
+                else max(0, round((media_start - epoch.next_media_s) * rate))
+            )
             started = time.perf_counter()
-            features, mono, report = await loop.run_in_executor(
-                self._worker, _analyse, epoch.frontend, planar, gap
+            features, returned, report = await loop.run_in_executor(
+                self._worker, _analyse, epoch, planar, gap
             )
             self._metrics.frontend_seconds.observe(time.perf_counter() - started)
             if self._epoch is not epoch:
                 continue  # flushed while we were analysing
             self._count_repairs(report)
             media_end = epoch.next_media_s + (gap + planar.shape[1]) / rate
-            history_start = round((epoch.next_media_s - epoch.media_start_s) * rate)
-            self._history.write(history_start, mono)
+            history_start = round((epoch.next_media_s - epoch.media_start_s) * RETURN_AUDIO_RATE)
+            self._history.write(history_start, returned)
             epoch.next_media_s = media_end
             self._clock.on_input(media_end - epoch.media_start_s, arrival)
             self._arrivals.append((media_end - epoch.media_start_s, arrival))
@@ -361,8 +373,14 @@ class Session:
             if gap <= MAX_GAP_FILL_S:
                 return epoch
         start = 0.0 if media_start is None else media_start
-        self._epoch = _Epoch(AudioFrontEnd(rate, self._frontend_options), start, start, rate)
-        self._history = AudioHistory(rate)
+        self._epoch = _Epoch(
+            frontend=AudioFrontEnd(rate, self._frontend_options),
+            to_return_rate=StreamingResampler(rate, RETURN_AUDIO_RATE),
+            media_start_s=start,
+            next_media_s=start,
+            input_rate=rate,
+        )
+        self._history = AudioHistory(RETURN_AUDIO_RATE)
         self._ready.clear()
         self._arrivals.clear()
         self._clock.reset()
@@ -431,16 +449,14 @@ class Session:
         image = draw_overlay(self.avatar.frame_at(tick), overlay)
         return cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
 
-    def _audio_frame(self, samples: np.ndarray, pts: int) -> AudioFrame:
-        return mono_audio_frame(samples, self._output_rate, pts)
-
     async def _audio_loop(self) -> None:
         """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         tick = 0
         position: int | None = None  # next history sample to send
-        rate = 48_000
+        rate = RETURN_AUDIO_RATE
+        count = round(rate * AUDIO_PERIOD_S)
         while True:
             due = start + tick * AUDIO_PERIOD_S
             if (wait := due - loop.time()) > 0:
@@ -449,9 +465,6 @@ class Session:
             tick += max(0, int((now - due) / AUDIO_PERIOD_S))
             history = self._history
             media = self._clock.media_time_at(now)
-            if history is not None:
-                rate = self._output_rate = history.sample_rate
-            count = round(rate * AUDIO_PERIOD_S)
             if history is None or media is None:
                 samples = np.zeros(count, np.float32)
                 position = None
@@ -487,10 +500,13 @@ class Session:
 
     def video_fps(self, window_s: float = 1.0) -> float:
         """Frames per second published over the last ``window_s``, from their timestamps."""
-        times = [t for t in self._publish_times if t >= asyncio.get_running_loop().time() - window_s]
+        times = [
+            t for t in self._publish_times if t >= asyncio.get_running_loop().time() - window_s
+        ]
         return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
 
     def stats_message(self) -> dict:
+        """The periodic stats; latency is the mean over frames shown since the last call."""
         latencies, self._latencies = self._latencies, []
         shown = self._shown
         c = self._counters
@@ -512,11 +528,15 @@ class Session:
 
 
 def _analyse(
-    frontend: AudioFrontEnd, planar: np.ndarray, gap_samples: int
+    epoch: _Epoch, planar: np.ndarray, gap_samples: int
 ) -> tuple[list[FrameFeatures], np.ndarray, PcmReport]:
-    """Runs on the worker: downmix, fill a gap with silence, analyse."""
+    """Runs on the worker: downmix, fill a gap with silence, analyse; also returns the
+    mono audio at RETURN_AUDIO_RATE for the return path."""
     mono, report = to_mono_float32(planar)
     if gap_samples:
         mono = np.concatenate([np.zeros(gap_samples, np.float32), mono])
-    return frontend.push_input(mono), mono, report
+    return epoch.frontend.push_input(mono), epoch.to_return_rate.push(mono), report
 
+
+def _return_audio_frame(samples: np.ndarray, pts: int) -> AudioFrame:
+    return mono_audio_frame(samples, RETURN_AUDIO_RATE, pts)

@@ -1,6 +1,6 @@
 """A talking peer in its own process, for tests that kill it mid-stream.
 
-    python -m tests.peer_process URL WAV   # prints the session id, then streams forever
+python -m tests.peer_process URL WAV   # prints the session id, then streams forever
 """
 
 import asyncio
@@ -8,7 +8,7 @@ import sys
 
 from engine.constants import SAMPLE_RATE
 from engine.wav import read_wav
-from tests.support import Peer, WavMicrophone
+from server.client import Peer, WavMicrophone
 
 
 async def main(url: str, wav: str) -> None:

@@ -173,7 +173,9 @@ def analyse_offline(
     windows = video_frame_windows(compute_mfcc(x), count, options.window)
     vad = VoiceActivityDetector(options.vad)
     states = vad.push(x)
-    frames = [x[k * SAMPLES_PER_VIDEO_FRAME : (k + 1) * SAMPLES_PER_VIDEO_FRAME] for k in range(count)]
+    frames = [
+        x[k * SAMPLES_PER_VIDEO_FRAME : (k + 1) * SAMPLES_PER_VIDEO_FRAME] for k in range(count)
+    ]
     levels = np.array([level_dbfs(f) for f in frames])
     voiced = np.zeros(count, dtype=bool)
     for k in range(count):

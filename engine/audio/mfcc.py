@@ -68,9 +68,7 @@ def mel_filterbank(
 ) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) Slaney-normalised triangular filters, 0 Hz to Nyquist."""
     fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    mel_points = _mel_to_hz(
-        np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2)
-    )
+    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
     widths = np.diff(mel_points)
     ramps = mel_points[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
@@ -121,9 +119,7 @@ def compute_mfcc(signal: np.ndarray, transform: MfccTransform | None = None) -> 
     x = np.asarray(signal, dtype=np.float64).reshape(-1)
     transform = transform or MfccTransform()
     count = n_mfcc_frames(x.size)
-    padded = np.concatenate(
-        [np.zeros(_HALF_WINDOW), x, np.zeros(_HALF_WINDOW + MFCC_HOP_LENGTH)]
-    )
+    padded = np.concatenate([np.zeros(_HALF_WINDOW), x, np.zeros(_HALF_WINDOW + MFCC_HOP_LENGTH)])
     starts = np.arange(count) * MFCC_HOP_LENGTH
     frames = np.lib.stride_tricks.sliding_window_view(padded, MFCC_WIN_LENGTH)[starts]
     return transform(frames)
@@ -138,8 +134,7 @@ class WindowSpec:
     def __post_init__(self) -> None:
         if not 0 <= self.lookahead_hops <= MFCC_WINDOW_FRAMES:
             raise ValueError(
-                f"lookahead_hops must be in [0, {MFCC_WINDOW_FRAMES}], "
-                f"got {self.lookahead_hops}"
+                f"lookahead_hops must be in [0, {MFCC_WINDOW_FRAMES}], got {self.lookahead_hops}"
             )
 
     def end(self, video_frame: int) -> int:

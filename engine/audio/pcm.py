@@ -33,9 +33,7 @@ def to_mono_float32(samples: np.ndarray) -> tuple[np.ndarray, PcmReport]:
     if array.ndim == 1:
         array = array[np.newaxis, :]
     if array.ndim != 2 or array.shape[0] == 0:
-        raise AudioFormatError(
-            f"expected PCM shaped (channels, samples), got shape {array.shape}"
-        )
+        raise AudioFormatError(f"expected PCM shaped (channels, samples), got shape {array.shape}")
     if array.dtype in _INT_SCALE:
         mono = array.astype(np.float32).mean(axis=0) / np.float32(_INT_SCALE[array.dtype])
     elif array.dtype.kind == "f":
@@ -69,6 +67,4 @@ def interleaved_to_planar(samples: np.ndarray, channels: int) -> np.ndarray:
 
 def float_to_int16(mono: np.ndarray) -> np.ndarray:
     """(n,) float in [-1, 1] -> (n,) int16, rounding and saturating."""
-    return np.clip(np.rint(np.asarray(mono, np.float32) * 32767.0), -32768, 32767).astype(
-        np.int16
-    )
+    return np.clip(np.rint(np.asarray(mono, np.float32) * 32767.0), -32768, 32767).astype(np.int16)

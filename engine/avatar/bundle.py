@@ -156,7 +156,9 @@ class AvatarLibrary:
 
     def names(self) -> list[str]:
         return sorted(
-            p.name for p in self.root.iterdir() if _NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
+            p.name
+            for p in self.root.iterdir()
+            if _NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
         )
 
     def manifest(self, name: str) -> AvatarManifest:

@@ -27,7 +27,9 @@ def idle_motion(image: np.ndarray, frame_count: int = LOOP_FRAMES) -> np.ndarray
         scale = 1.02 + 0.01 * (1 - np.cos(np.pi * phase))
         matrix = cv2.getRotationMatrix2D(centre, angle, scale)
         frames.append(
-            cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            cv2.warpAffine(
+                image, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+            )
         )
     return np.stack(frames)
 

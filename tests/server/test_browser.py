@@ -10,7 +10,7 @@ import pytest
 
 from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
-from tests.support import wait_for
+from server.client import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -38,18 +38,28 @@ def speech_wav(speech: np.ndarray, tmp_path: Path) -> Path:
     return path
 
 
-async def test_talk_and_watch_pages_in_headless_chromium(server, chromium_path, speech_wav, tmp_path):
+async def test_talk_and_watch_pages_in_headless_chromium(
+    server, chromium_path, speech_wav, tmp_path
+):
     from playwright.async_api import async_playwright
 
     args = [
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={speech_wav}",
         "--autoplay-policy=no-user-gesture-required",
     ]
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path, headless=True, args=args)
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=args
+        )
         try:
             page = await browser.new_page(viewport={"width": 1100, "height": 760})
             errors: list[str] = []
@@ -69,13 +79,20 @@ async def test_talk_and_watch_pages_in_headless_chromium(server, chromium_path, 
             await page.wait_for_function(
                 "document.getElementById('state').textContent.startsWith('happy')", timeout=5_000
             )
-            assert await page.eval_on_selector("#emotions button[data-emotion=happy]", "b => b.classList.contains('active')")
+            assert await page.eval_on_selector(
+                "#emotions button[data-emotion=happy]", "b => b.classList.contains('active')"
+            )
             await page.fill("#intensity", "0.5")
             await page.click("#emotions button[data-emotion=sad]")
-            await page.wait_for_function("window.evp.state.emotion.emotion === 'sad' && window.evp.state.emotion.intensity === 0.5")
+            await page.wait_for_function(
+                "window.evp.state.emotion.emotion === 'sad' && window.evp.state.emotion.intensity === 0.5"
+            )
 
             # The server hears the fake microphone: speech level and voice activity.
-            await page.wait_for_function("window.evp.stats && window.evp.stats.voice && window.evp.stats.audio_level_db > -50", timeout=10_000)
+            await page.wait_for_function(
+                "window.evp.stats && window.evp.stats.voice && window.evp.stats.audio_level_db > -50",
+                timeout=10_000,
+            )
             stats = await page.evaluate("window.evp.stats")
             assert stats["fps"] >= 24
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import gc
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from engine.constants import SAMPLE_RATE
-from tests.support import Peer, WavMicrophone, wait_for
+from server.client import Peer, WavMicrophone, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,29 +34,6 @@ async def next_of(ws, kind: str, timeout: float = 5.0) -> dict:
             return message
 
 
-def envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01) -> np.ndarray:
-    hop = int(rate * hop_s)
-    n = samples.size // hop
-    return np.sqrt(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1))
-
-
-def returned_audio_lag(peer: Peer, mic: WavMicrophone, speech: np.ndarray) -> float:
-    """Lag of the returned audio behind the microphone, by envelope correlation on our clock."""
-    hop = 0.01
-    returned = envelope(np.concatenate(peer.received.audio), peer.received.audio_rate, hop)
-    returned_times = peer.received_audio_started + hop * np.arange(returned.size)
-    sent = envelope(speech, SAMPLE_RATE, hop)
-    best_lag, best_score = 0.0, -1.0
-    for lag in np.arange(0.0, 0.6, hop):
-        index = np.round((returned_times - lag - mic.started_at) / hop).astype(int)
-        valid = (index >= 0) & (index < sent.size)
-        score = np.corrcoef(returned[valid], sent[index[valid]])[0, 1]
-        if score > best_score:
-            best_lag, best_score = lag, score
-    assert best_score > 0.8, f"returned audio does not follow the input (r={best_score:.2f})"
-    return best_lag
-
-
 async def test_real_speech_round_trip(server, speech):
     mic = WavMicrophone(speech, SAMPLE_RATE)
     peer = Peer(server.url, mic)
@@ -66,10 +42,16 @@ async def test_real_speech_round_trip(server, speech):
     try:
         state = await next_of(ws, "state")
         assert state["emotion"]["emotion"] == "neutral"
-        await ws.send_json({"type": "set_emotion", "emotion": "happy", "intensity": 0.8, "transition_ms": 200})
+        await ws.send_json(
+            {"type": "set_emotion", "emotion": "happy", "intensity": 0.8, "transition_ms": 200}
+        )
         state = await next_of(ws, "state")
         assert state["emotion"] | {"version": 0} == {
-            "mode": "manual", "emotion": "happy", "intensity": 0.8, "transition_ms": 200, "version": 0
+            "mode": "manual",
+            "emotion": "happy",
+            "intensity": 0.8,
+            "transition_ms": 200,
+            "version": 0,
         }
         await ws.send_str("{not json")
         assert "not valid JSON" in (await next_of(ws, "error"))["message"]
@@ -89,13 +71,17 @@ async def test_real_speech_round_trip(server, speech):
     assert np.mean([s["fps"] for s in stats]) >= 24.0, stats
     assert any(s["voice"] for s in stats) and max(s["audio_level_db"] for s in stats) > -45
     delay_s = stats[-1]["pipeline_delay_ms"] / 1000
-    assert all(s["latency_ms"] is not None and s["latency_ms"] / 1000 < delay_s + 0.02 for s in stats)
+    assert all(
+        s["latency_ms"] is not None and s["latency_ms"] / 1000 < delay_s + 0.02 for s in stats
+    )
 
     # The returned audio is our speech, delayed by the pipeline delay plus the transport:
     # aiortc's audio receivers prefetch 4 packets (80 ms) on each side, Opus adds ~7 ms
     # each way and the 20 ms send tick up to 20 ms.
-    lag = returned_audio_lag(peer, mic, speech)
-    assert delay_s + 0.1 <= lag <= delay_s + 0.25, f"returned audio lags {lag:.2f} s, pipeline delay {delay_s:.3f} s"
+    lag = peer.returned_audio_lag(mic, speech, SAMPLE_RATE)
+    assert delay_s + 0.1 <= lag <= delay_s + 0.25, (
+        f"returned audio lags {lag:.2f} s, pipeline delay {delay_s:.3f} s"
+    )
 
     await peer.close()
     await wait_for(lambda: not server.evp.sessions, timeout=5)
@@ -140,7 +126,9 @@ async def test_viewer_receives_the_same_stream(server, speech):
     async with aiohttp.ClientSession() as http:
         await bad.pc.setLocalDescription(await bad.pc.createOffer())
         offer = {"sdp": bad.pc.localDescription.sdp, "type": "offer"}
-        async with http.post(f"{server.url}/api/sessions/{talker.session_id}/viewers?token=nope", json=offer) as r:
+        async with http.post(
+            f"{server.url}/api/sessions/{talker.session_id}/viewers?token=nope", json=offer
+        ) as r:
             assert r.status == 403
     await bad.close()
     await viewer.close()
@@ -151,6 +139,7 @@ async def test_viewer_receives_the_same_stream(server, speech):
 
 async def test_bad_requests_get_clear_errors(server):
     async with aiohttp.ClientSession() as http:
+
         async def post(body, raw=False):
             kwargs = {"data": body} if raw else {"json": body}
             async with http.post(f"{server.url}/api/offer", **kwargs) as r:
@@ -165,7 +154,9 @@ async def test_bad_requests_get_clear_errors(server):
         await watcher.pc.setLocalDescription(await watcher.pc.createOffer())
         status, body = await post({"type": "offer", "sdp": watcher.pc.localDescription.sdp})
         assert status == 400 and "microphone" in body["error"]
-        status, body = await post({"type": "offer", "sdp": watcher.pc.localDescription.sdp, "avatar": "../etc"})
+        status, body = await post(
+            {"type": "offer", "sdp": watcher.pc.localDescription.sdp, "avatar": "../etc"}
+        )
         assert status == 400 and "invalid avatar name" in body["error"]
         await watcher.close()
 
@@ -188,7 +179,9 @@ async def test_wrong_token_and_foreign_origin_are_refused(server, speech):
             await http.ws_connect(f"{url}?token=wrong")
         assert refused.value.status == 403
         with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
-            await http.ws_connect(f"{url}?token={peer.token}", headers={"Origin": "https://evil.example"})
+            await http.ws_connect(
+                f"{url}?token={peer.token}", headers={"Origin": "https://evil.example"}
+            )
         assert foreign.value.status == 403
         ws = await http.ws_connect(f"{url}?token={peer.token}", headers={"Origin": server.url})
         assert (await next_of(ws, "state"))["session_id"] == peer.session_id
@@ -225,15 +218,19 @@ async def test_peer_that_vanishes_mid_stream_is_released(server, shared_data):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.peer_process", server.url, str(wav)],
-        stdout=subprocess.PIPE, cwd=ROOT, env=env,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
     )
     try:
         loop = asyncio.get_running_loop()
-        session_id = (await asyncio.wait_for(loop.run_in_executor(None, process.stdout.readline), 30)).decode().strip()
-        session = server.evp.sessions[session_id]
-        await wait_for(lambda: session._counters.audio_frames > 50, timeout=10)
-        ref = weakref.ref(session)
-        del session
+        session_id = (
+            (await asyncio.wait_for(loop.run_in_executor(None, process.stdout.readline), 30))
+            .decode()
+            .strip()
+        )
+        ref = weakref.ref(server.evp.sessions[session_id])
+        await wait_for(lambda: ref().audio_frames_received > 50, timeout=10)
         process.send_signal(signal.SIGKILL)  # no goodbye: no DTLS close, no RTCP BYE
         killed_at = time.monotonic()
         await wait_for(lambda: not server.evp.sessions, timeout=10)

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from engine.audio.frontend import SILENCE_DB, AudioFrontEnd, FrontEndOptions, analyse_offline, level_dbfs
+from engine.audio.frontend import (
+    SILENCE_DB,
+    AudioFrontEnd,
+    FrontEndOptions,
+    analyse_offline,
+    level_dbfs,
+)
 from engine.audio.mfcc import WindowSpec
 from engine.audio.resample import StreamingResampler
 from engine.constants import SAMPLE_RATE

@@ -18,8 +18,13 @@ from engine.wav import read_wav
 def librosa_mfcc(y: np.ndarray) -> np.ndarray:
     """The reference definition (see engine.audio.mfcc), computed in float64."""
     mel = librosa.feature.melspectrogram(
-        y=y.astype(np.float64), sr=SAMPLE_RATE, n_fft=512, hop_length=160, win_length=400,
-        n_mels=26, center=True,
+        y=y.astype(np.float64),
+        sr=SAMPLE_RATE,
+        n_fft=512,
+        hop_length=160,
+        win_length=400,
+        n_mels=26,
+        center=True,
     )
     return librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=13)[1:].T
 
@@ -67,7 +72,10 @@ def test_streaming_equals_offline_on_real_speech_for_any_chunking(speech_files, 
     "name, signal",
     [
         ("silence", np.zeros(SAMPLE_RATE)),
-        ("full-scale square (clipping)", np.sign(np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE))),
+        (
+            "full-scale square (clipping)",
+            np.sign(np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE) / SAMPLE_RATE)),
+        ),
         ("one sample", np.array([0.5])),
         ("shorter than a window", np.random.default_rng(3).uniform(-1, 1, 150)),
         ("tiny noise", 1e-7 * np.random.default_rng(4).standard_normal(SAMPLE_RATE)),

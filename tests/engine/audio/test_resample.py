@@ -36,7 +36,9 @@ def test_delay_is_reported_and_passthrough_has_none():
     impulse[1200] = 1.0
     out = StreamingResampler(48_000, 16_000).push(impulse)
     peak_time = np.argmax(np.abs(out)) / 16_000
-    assert peak_time == pytest.approx(1200 / 48_000 + StreamingResampler(48_000, 16_000).delay_seconds, abs=1 / 16_000)
+    assert peak_time == pytest.approx(
+        1200 / 48_000 + StreamingResampler(48_000, 16_000).delay_seconds, abs=1 / 16_000
+    )
 
 
 def test_bad_rates_are_rejected():

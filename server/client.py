@@ -1,12 +1,15 @@
-"""Test fakes and clients: a real-time WAV microphone and an aiortc talking/watching peer."""
+"""An aiortc client of the server: a real-time WAV microphone and a talking or watching peer.
+
+Used by the tests and by ``evp bench``: it speaks the public API exactly as a browser does.
+"""
 
 import asyncio
 import fractions
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
+import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -15,6 +18,14 @@ from engine.audio.pcm import float_to_int16
 from server.media import audio_frame_to_planar
 
 AUDIO_PTIME = 0.02
+
+
+class ServerRefused(RuntimeError):
+    """The server answered an offer with an error status (400 bad offer, 503 full, ...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"server refused the offer: HTTP {status}: {message}")
+        self.status = status
 
 
 class WavMicrophone(MediaStreamTrack):
@@ -32,8 +43,6 @@ class WavMicrophone(MediaStreamTrack):
         self.started_at: float | None = None  # time.monotonic() of the first frame
 
     async def recv(self):
-        import av
-
         if self.readyState != "live":
             raise MediaStreamError
         if self.started_at is None:
@@ -78,13 +87,17 @@ async def _consume(track: MediaStreamTrack, received: Received, keep_images: boo
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
                 received.audio_started = time.monotonic()
-            received.audio.append(audio_frame_to_planar(frame).astype(np.float32).mean(axis=0) / 32768)
+            received.audio.append(
+                audio_frame_to_planar(frame).astype(np.float32).mean(axis=0) / 32768
+            )
 
 
 class Peer:
     """A talking (microphone given) or watching (none) aiortc peer of the server."""
 
-    def __init__(self, base_url: str, microphone: MediaStreamTrack | None, keep_images: bool = False):
+    def __init__(
+        self, base_url: str, microphone: MediaStreamTrack | None, keep_images: bool = False
+    ):
         self.base_url = base_url
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received = Received()
@@ -100,7 +113,9 @@ class Peer:
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._tasks.append(asyncio.ensure_future(_consume(track, self.received, self._keep_images)))
+            self._tasks.append(
+                asyncio.ensure_future(_consume(track, self.received, self._keep_images))
+            )
 
     async def _offer(self) -> dict:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -108,9 +123,12 @@ class Peer:
 
     async def talk(self, **extra) -> dict:
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.base_url}/api/offer", json=await self._offer() | extra) as r:
+            async with http.post(
+                f"{self.base_url}/api/offer", json=await self._offer() | extra
+            ) as r:
                 body = await r.json()
-                assert r.status == 200, body
+                if r.status != 200:
+                    raise ServerRefused(r.status, body.get("error", ""))
         self.session_id, self.token = body["session_id"], body["token"]
         await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
         return body
@@ -120,13 +138,15 @@ class Peer:
         async with aiohttp.ClientSession() as http:
             async with http.post(url, json=await self._offer()) as r:
                 body = await r.json()
-                assert r.status == 200, body
+                if r.status != 200:
+                    raise ServerRefused(r.status, body.get("error", ""))
         await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
         return body
 
     @property
     def received_audio_started(self) -> float:
-        assert self.received.audio_started is not None, "no audio received"
+        if self.received.audio_started is None:
+            raise RuntimeError("no audio received yet")
         return self.received.audio_started
 
     def fps_over(self, seconds: float) -> float:
@@ -136,11 +156,38 @@ class Peer:
         window = [t for t in times if t > end - seconds]
         return (len(window) - 1) / (window[-1] - window[0])
 
+    def returned_audio_lag(
+        self, microphone: "WavMicrophone", signal: np.ndarray, rate: int, max_lag_s: float = 0.6
+    ) -> float:
+        """Seconds the returned audio lags the microphone, by envelope correlation on our
+        clock. Assumes the returned frames arrived back to back from the first one on."""
+        hop = 0.01
+        returned = envelope(np.concatenate(self.received.audio), self.received.audio_rate, hop)
+        returned_times = self.received_audio_started + hop * np.arange(returned.size)
+        sent = envelope(signal, rate, hop)
+        best_lag, best_score = 0.0, -1.0
+        for lag in np.arange(0.0, max_lag_s, hop):
+            index = np.round((returned_times - lag - microphone.started_at) / hop).astype(int)
+            valid = (index >= 0) & (index < sent.size)
+            score = np.corrcoef(returned[valid], sent[index[valid]])[0, 1]
+            if score > best_score:
+                best_lag, best_score = float(lag), float(score)
+        if best_score < 0.8:
+            raise RuntimeError(f"returned audio does not follow the input (r={best_score:.2f})")
+        return best_lag
+
     async def close(self) -> None:
         await self.pc.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01) -> np.ndarray:
+    """RMS of consecutive ``hop_s`` blocks of (n,) samples."""
+    hop = int(rate * hop_s)
+    n = samples.size // hop
+    return np.sqrt(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1))
 
 
 async def wait_for(predicate, timeout: float, interval: float = 0.05) -> None:
