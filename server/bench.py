@@ -8,7 +8,6 @@ sessions, the full model pipeline and mouth-onset detection.
 
 import asyncio
 import json
-import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,14 +19,8 @@ from aiohttp import web
 from engine.constants import SAMPLE_RATE
 from engine.wav import read_wav
 from server.app import create_app
-from server.client import Peer, WavMicrophone, wait_for
+from server.client import Peer, WavMicrophone, free_local_port, wait_for
 from server.settings import ServerSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def bench_transport(
@@ -35,7 +28,7 @@ async def bench_transport(
 ) -> dict:
     runner = None
     if url is None:
-        settings = replace(settings, port=_free_port())
+        settings = replace(settings, port=free_local_port())
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", settings.port).start()

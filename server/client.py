@@ -5,6 +5,7 @@ Used by the tests and by ``evp bench``: it speaks the public API exactly as a br
 
 import asyncio
 import fractions
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -181,6 +182,13 @@ class Peer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for in-process servers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01) -> np.ndarray:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -49,6 +50,14 @@ VIDEO_PERIOD_S = 1 / VIDEO_FPS
 AUDIO_PERIOD_S = 0.02
 RETURN_AUDIO_RATE = 48_000  # Hz: what Opus carries; other input rates are resampled to it
 MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
+
+
+class ControlSink(Protocol):
+    """Where a session pushes state and stats: a control socket (server.control_socket)."""
+
+    def send(self, message: dict) -> None: ...
+
+    async def close(self, reason: str) -> None: ...
 
 
 class OfferError(ValueError):
@@ -127,7 +136,7 @@ class Session:
         self._audio = Broadcast("audio", _return_audio_frame, max_queue=5)
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
-        self._control_channels: set = set()  # ControlChannel; typed loosely to avoid a cycle
+        self._control_channels: set[ControlSink] = set()
         self._epoch: _Epoch | None = None
         self._history: AudioHistory | None = None
         self._ready: deque[FrameFeatures] = deque()
@@ -263,10 +272,10 @@ class Session:
 
     # ---------------------------------------------------------------- control
 
-    def add_control_channel(self, channel) -> None:
+    def add_control_channel(self, channel: ControlSink) -> None:
         self._control_channels.add(channel)
 
-    def remove_control_channel(self, channel) -> None:
+    def remove_control_channel(self, channel: ControlSink) -> None:
         self._control_channels.discard(channel)
 
     def apply(self, command: Command) -> None:

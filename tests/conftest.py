@@ -1,5 +1,4 @@
 import os
-import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from aiohttp import web
 from engine.constants import SAMPLE_RATE
 from engine.wav import read_wav
 from server.app import SERVER_KEY, EvpServer, create_app
+from server.client import free_local_port
 from server.settings import ServerSettings
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -38,12 +38,6 @@ def speech(shared_data: Path) -> np.ndarray:
     return read_wav(shared_data / "speech" / "evp_obama.wav", SAMPLE_RATE)[: 12 * SAMPLE_RATE]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RunningServer:
     def __init__(self, runner: web.AppRunner, url: str) -> None:
         self.runner = runner
@@ -53,7 +47,7 @@ class RunningServer:
 
 @pytest.fixture
 def settings() -> ServerSettings:
-    return ServerSettings(port=_free_port(), media_timeout_s=10.0)
+    return ServerSettings(port=free_local_port(), media_timeout_s=10.0)
 
 
 @pytest.fixture
