@@ -25,7 +25,8 @@ from engine.errors import AvatarError
 from server.control import ControlError, parse_emotion_spec
 from server.control_socket import serve_control_socket
 from server.metrics import ServerMetrics
-from server.session import OfferError, Session
+from server.offer import OfferError
+from server.session import Session
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import SessionDescription
 from av import AudioFrame
 
 from engine.audio.frontend import AudioFrontEnd, FrameFeatures, FrontEndOptions
@@ -40,6 +39,7 @@ from engine.playout import PlayoutClock
 from server.control import Auto, Blend, Command, Flush, SetEmotion
 from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
 from server.metrics import ServerMetrics
+from server.offer import OfferError, check_offer
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
 from server.tracks import Broadcast
@@ -58,29 +58,6 @@ class ControlSink(Protocol):
     def send(self, message: dict) -> None: ...
 
     async def close(self, reason: str) -> None: ...
-
-
-class OfferError(ValueError):
-    """An SDP offer that this server cannot answer; the message goes back as HTTP 400."""
-
-
-def check_offer(sdp: str, need_send_audio: bool) -> None:
-    """Reject what is not an SDP offer we can serve, with a reason."""
-    if not isinstance(sdp, str) or not sdp.lstrip().startswith("v=0"):
-        raise OfferError("'sdp' must be an SDP session description starting with 'v=0'")
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception as e:  # aiortc raises assorted errors on malformed SDP
-        raise OfferError(f"cannot parse the SDP offer: {e}") from e
-    kinds = {(m.kind, m.direction) for m in description.media}
-    if not any(kind == "video" and d in ("recvonly", "sendrecv") for kind, d in kinds):
-        raise OfferError("the offer must receive video (a video m-line, recvonly or sendrecv)")
-    if need_send_audio and not any(
-        kind == "audio" and d in ("sendonly", "sendrecv") for kind, d in kinds
-    ):
-        raise OfferError(
-            "the offer must send microphone audio (an audio m-line, sendonly or sendrecv)"
-        )
 
 
 @dataclass
