@@ -1,0 +1,1 @@
+"""Face tracking: MediaPipe FaceMesh -> iBUG-68 landmarks, head pose and frontal landmarks."""
