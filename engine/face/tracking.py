@@ -175,7 +175,7 @@ def interpolate_gaps(points: np.ndarray, found: np.ndarray, max_gap: int) -> np.
     """
     valid = found.copy()
     index = np.flatnonzero(found)
-    for before, after in zip(index[:-1], index[1:]):
+    for before, after in zip(index[:-1], index[1:], strict=True):
         gap = after - before - 1
         if 0 < gap <= max_gap:
             weights = (np.arange(1, gap + 1) / (gap + 1))[:, None, None]
@@ -200,7 +200,9 @@ def _fit(
         poses = [
             similarity_fit(reference[RIGID_MEDIAPIPE], points[i][RIGID_MEDIAPIPE]) for i in frames
         ]
-        frontal = np.stack([(R.T @ (points[i] - t).T).T / s for i, (R, t, s) in zip(frames, poses)])
+        frontal = np.stack(
+            [(R.T @ (points[i] - t).T).T / s for i, (R, t, s) in zip(frames, poses, strict=True)]
+        )
         reference = np.median(frontal, axis=0)
     reference = frontal_frame(reference, to_ibug68(reference), RIGID_MEDIAPIPE)
 
