@@ -1,0 +1,1 @@
+"""Data sets: loaders for RAVDESS, MEAD and generic talking clips, labels and splits."""
