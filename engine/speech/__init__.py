@@ -1,0 +1,1 @@
+"""Offline speech synthesis with phone timings, for the synthetic emotional corpus."""
