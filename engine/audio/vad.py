@@ -24,6 +24,9 @@ class VadOptions:
     """Voiced 20 ms blocks in a row needed to enter speech."""
     hangover_ms: float = 200.0
     """How long speech persists after the last voiced block."""
+    min_level_db: float = -60.0
+    """Blocks quieter than this (RMS dBFS) are never voiced: webrtcvad alone fires on
+    clicks and breaths in near-digital silence."""
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
@@ -39,6 +42,7 @@ class VoiceActivityDetector:
         self.options = options
         self._vad = webrtcvad.Vad(options.aggressiveness)
         self._hangover_blocks = int(np.ceil(options.hangover_ms / 1000 / VAD_BLOCK_SECONDS))
+        self._min_rms = 32768 * 10 ** (options.min_level_db / 20)  # in int16 units
         self._pending = np.zeros(0, np.int16)
         self._voiced_run = 0
         self._hangover_left = 0
@@ -50,7 +54,8 @@ class VoiceActivityDetector:
         states = np.empty(n_blocks, dtype=bool)
         for i in range(n_blocks):
             block = pcm[i * VAD_FRAME_SAMPLES : (i + 1) * VAD_FRAME_SAMPLES]
-            states[i] = self._step(self._vad.is_speech(block.tobytes(), SAMPLE_RATE))
+            loud = np.sqrt(np.mean(np.square(block, dtype=np.float64))) >= self._min_rms
+            states[i] = self._step(loud and self._vad.is_speech(block.tobytes(), SAMPLE_RATE))
         self._pending = pcm[n_blocks * VAD_FRAME_SAMPLES :]
         return states
 

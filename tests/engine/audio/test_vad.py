@@ -37,6 +37,14 @@ def test_onset_requires_consecutive_voiced_blocks(speech):
     assert np.argmax(slow) >= np.argmax(quick) + 4
 
 
+def test_quiet_clicks_are_not_speech(speech):
+    click = np.zeros(SAMPLE_RATE, np.float32)
+    click[8000:8040] = 0.002 * np.hanning(40)  # a lip smack at -70 dBFS peak
+    click += 1e-5 * np.random.default_rng(0).standard_normal(click.size).astype(np.float32)
+    assert not VoiceActivityDetector().push(click).any()
+    assert VoiceActivityDetector().push(speech[:SAMPLE_RATE]).any()
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="aggressiveness"):
         VadOptions(aggressiveness=7)
