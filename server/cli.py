@@ -88,6 +88,18 @@ def _bench_transport(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _teacher_error(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.targets.teacher import teacher_error
+
+    result = teacher_error(args.clips)
+    if not args.per_clip:
+        result.pop("per_clip")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _avatar_placeholder(args: argparse.Namespace) -> int:
     from engine.avatar.placeholder import build_placeholder
 
@@ -160,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument("--seconds", type=float, default=10.0)
     transport.add_argument("--url", help="a running server (default: start one in-process)")
     transport.set_defaults(run=_bench_transport)
+
+    data = commands.add_parser("data", help="training and evaluation data")
+    data_commands = data.add_subparsers(dest="data", required=True)
+    teacher = data_commands.add_parser(
+        "teacher-error", help="M-LD/M-LVD of the viseme targets against tracked real clips"
+    )
+    teacher.add_argument(
+        "--clips", type=Path, required=True, help="folder of talking clips with audio"
+    )
+    teacher.add_argument("--per-clip", action="store_true")
+    teacher.set_defaults(run=_teacher_error)
 
     avatar = commands.add_parser("avatar", help="build avatar bundles")
     avatar_commands = avatar.add_subparsers(dest="avatar", required=True)
