@@ -32,6 +32,28 @@ VISEME_OF_PHONE: dict[str, str] = {
     "ER": "er",
 }
 VISEMES = tuple(dict.fromkeys(VISEME_OF_PHONE.values()))
+
+#: espeak-ng English phoneme mnemonics (stress marks removed) -> viseme class, matching
+#: the ARPAbet classes above (e.g. espeak "O:" is ARPAbet AO, "oU" is OW).
+VISEME_OF_ESPEAK: dict[str, str] = {
+    **dict.fromkeys(["_", "_:", "_!", "_|", ""], "rest"),
+    **dict.fromkeys(["p", "b", "m"], "bilabial"),
+    **dict.fromkeys(["f", "v"], "labiodental"),
+    **dict.fromkeys(["T", "D"], "dental"),
+    **dict.fromkeys(["t", "d", "n", "l", "t#", "d#", "n-", "l-"], "alveolar"),
+    **dict.fromkeys(["s", "z"], "sibilant"),
+    **dict.fromkeys(["S", "Z", "tS", "dZ"], "postalveolar"),
+    **dict.fromkeys(["k", "g", "N", "h", "x"], "velar"),
+    **dict.fromkeys(["r", "r-", "R"], "r"),
+    **dict.fromkeys(["w", "u:", "U", "oU", "OI", "u", "U@"], "rounded"),
+    **dict.fromkeys(
+        ["A:", "A@", "V", "@", "@2", "@5", "aI", "aU", "O:", "O@", "o@", "0", "aI@", "aU@", "a#"],
+        "open",
+    ),
+    **dict.fromkeys(["E", "e@", "eI", "a", "e"], "mid"),
+    **dict.fromkeys(["i", "i:", "I", "I2", "j", "i@", "i@3", "I#"], "spread"),
+    **dict.fromkeys(["3:", "@L", "3"], "er"),
+}
 #: How strongly a viseme holds its shape against its neighbours (relative dominance).
 DOMINANCE = {"bilabial": 3.0, "labiodental": 2.0, "rounded": 1.5, "rest": 1.0}
 MIN_SPREAD_S = 0.03
@@ -39,16 +61,23 @@ N_MOUTH = len(MOUTH)
 
 
 def viseme_of(phone: str) -> str:
-    """Any phone symbol (ARPAbet, stress digits allowed) -> viseme; unknown -> rest."""
+    """An ARPAbet phone (stress digits allowed) -> viseme; unknown -> rest."""
     return VISEME_OF_PHONE.get(phone.rstrip("012").upper(), "rest")
 
 
+def viseme_of_espeak(symbol: str) -> str:
+    """An espeak-ng phoneme mnemonic (stress marks allowed) -> viseme; unknown -> rest."""
+    return VISEME_OF_ESPEAK.get(symbol.lstrip("',"), "rest")
+
+
 def dominance_weights(phones, times: np.ndarray) -> np.ndarray:
-    """(P phones with .phone/.start/.end) x (T,) times -> (T, K) blend weights per viseme,
-    rows summing to 1."""
+    """(P phones with .start/.end and .phone (ARPAbet) or .symbol (espeak)) x (T,) times
+    -> (T, K) blend weights per viseme, rows summing to 1."""
     weights = np.zeros((times.size, len(VISEMES)))
     for phone in phones:
-        viseme = viseme_of(phone.phone)
+        viseme = (
+            viseme_of(phone.phone) if hasattr(phone, "phone") else viseme_of_espeak(phone.symbol)
+        )
         centre = (phone.start + phone.end) / 2
         spread = max(MIN_SPREAD_S, 0.5 * (phone.end - phone.start))
         strength = DOMINANCE.get(viseme, 1.0)
