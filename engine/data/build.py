@@ -60,21 +60,19 @@ class BuildConfig:
 
 @dataclass
 class Progress:
-    """A plain progress line on stderr (no dependency, works in CI logs)."""
+    """Progress on stderr: one rewritten line on a terminal, a line per 10 % in logs."""
 
     label: str
     total: int
     done: int = field(default=0)
 
     def step(self, count: int = 1) -> None:
-        self.done += count
-        if self.done == self.total or self.done % max(1, self.total // 20) == 0:
-            print(
-                f"\r{self.label}: {self.done}/{self.total}",
-                end="\n" if self.done == self.total else "",
-                file=sys.stderr,
-                flush=True,
-            )
+        before, self.done = self.done, self.done + count
+        if sys.stderr.isatty():
+            end = "\n" if self.done >= self.total else ""
+            print(f"\r{self.label}: {self.done}/{self.total}", end=end, file=sys.stderr, flush=True)
+        elif self.done >= self.total or self.done * 10 // self.total > before * 10 // self.total:
+            print(f"{self.label}: {self.done}/{self.total}", file=sys.stderr, flush=True)
 
 
 def synthetic_plan(config: BuildConfig) -> list[dict]:
@@ -270,14 +268,8 @@ def build_pairs(config: BuildConfig, out: Path, records: list[dict]) -> int:
     if (out / "pairs.npz").is_file() and (out / "pairs.jsonl").is_file():
         return len((out / "pairs.jsonl").read_text().splitlines())
     groups: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
-        if (
-            r["kind"] == "ravdess"
-            and r["intensity"] == 0.5
-            or r["kind"] == "ravdess"
-            and r["emotion"] == "neutral"
-        ):
-            groups.setdefault((r["speaker"], r["sentence"]), []).append(r)
+    for r in records:  # any two takes of one sentence by one speaker in different emotions
+        groups.setdefault((r["speaker"], r["sentence"]), []).append(r)
     rng = np.random.default_rng(config.seed)
     pairs, maps = [], []
     jobs = []
