@@ -396,6 +396,8 @@ def report_markdown(report: dict) -> str:
         f"| viseme targets | {error['viseme']['M-LD']} | {error['viseme']['M-LVD']} |",
         f"| mouth held still | {error['still']['M-LD']} | {error['still']['M-LVD']} |",
         "",
+        f"Correlation of predicted and tracked mouth opening: {error['opening_correlation_mean']}.",
+        "",
     ]
     return "\n".join(lines)
 

@@ -2,8 +2,11 @@
 
 * ``align``: forced alignment of audio to its known text (RAVDESS statements, synthetic
   sentences) -> ARPAbet phones with start and end times.
-* ``recognise_phones``: phone recognition (allphone search) for speech without a
-  transcript, such as the real talking clips.
+* ``transcribe_and_align``: for speech without a transcript (the real talking clips):
+  decode words with the bundled language model, then force-align them. The lexicon makes
+  its phones far more plausible than free phone recognition (measured: mouth-opening
+  correlation of the viseme teacher 0.18-0.59 instead of 0.0-0.26 on the real clips).
+* ``recognise_phones``: phone recognition (allphone search), the fallback.
 
 Times are in seconds on 10 ms frames. Phones are ARPAbet without stress, plus "SIL".
 """
@@ -55,6 +58,7 @@ class PhoneAligner:
     def __init__(self) -> None:
         self._align = _decoder(bestpath=False)
         self._recognise = None
+        self._words = None
         self._dictionary_words: set[str] = set()
 
     def normalise_text(self, text: str) -> list[str]:
@@ -92,6 +96,22 @@ class PhoneAligner:
                     PhoneSegment(phone.name, start, start + phone.duration * FRAME_S, name)
                 )
         return segments
+
+    def transcribe_and_align(self, audio: np.ndarray) -> list[PhoneSegment]:
+        """Phones of untranscribed speech: LM word decoding, then forced alignment; phone
+        recognition when no words are found or they cannot be aligned."""
+        if self._words is None:
+            self._words = _decoder()
+        decoder = self._words
+        decoder.start_utt()
+        decoder.process_raw(_pcm(audio), full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        text = hypothesis.hypstr if hypothesis is not None else ""
+        try:
+            return self.align(audio, text)
+        except AlignmentError:
+            return self.recognise_phones(audio)
 
     def recognise_phones(self, audio: np.ndarray) -> list[PhoneSegment]:
         """(n,) 16 kHz speech without a transcript -> recognised phones (noisy labels,

@@ -43,7 +43,7 @@ class ClipData:
 
 def prepare_clip(path: Path, aligner: PhoneAligner, cache_dir: Path | None = None) -> ClipData:
     track = track_video(path, cache_dir=cache_dir)
-    phones = aligner.recognise_phones(read_media_audio(path))
+    phones = aligner.transcribe_and_align(read_media_audio(path))
     times = track.times - track.times[0]
     valid = track.valid
     mouth = track.frontal68[valid][:, MOUTH.start : MOUTH.stop, :2].astype(np.float64)
@@ -66,7 +66,11 @@ def evaluate(clips: list[ClipData]) -> dict:
         )
         predicted = model.mouth(held.phones, held.times, held.rest)
         still = np.repeat(held.rest[None], len(held.times), axis=0)
+        opening = lambda mouth: mouth[:, 18, 1] - mouth[:, 14, 1]  # noqa: E731  iBUG 66 - 62
         per_clip[held.name] = {
+            "opening_correlation": float(
+                np.corrcoef(opening(predicted), opening(held.mouth))[0, 1]
+            ),
             "viseme": dict(
                 zip(("M-LD", "M-LVD"), landmark_distances(predicted, held.mouth), strict=True)
             ),
@@ -84,10 +88,12 @@ def evaluate(clips: list[ClipData]) -> dict:
         }
         for method in ("viseme", "still")
     }
+    correlations = [c["opening_correlation"] for c in per_clip.values()]
     return {
         "units": "% of inter-ocular distance",
         "clips": len(clips),
         **summary,
+        "opening_correlation_mean": round(float(np.mean(correlations)), 3),
         "per_clip": per_clip,
     }
 

@@ -62,6 +62,13 @@ def test_phone_recognition_without_text(aligner, speech):
     assert all(p.end > p.start for p in phones) and phones[-1].end <= 4.01
 
 
+def test_transcribe_then_align_untranscribed_speech(aligner, speech):
+    phones = aligner.transcribe_and_align(speech[: 4 * SAMPLE_RATE])
+    words = {p.word for p in phones if p.word}
+    assert len(words) >= 3  # it found words, not only phones
+    assert all(b.start == pytest.approx(a.end) for a, b in zip(phones, phones[1:], strict=False))
+
+
 def test_bad_alignment_input(aligner, speech):
     with pytest.raises(AlignmentError, match="no words"):
         aligner.align(speech, "  ... ")
