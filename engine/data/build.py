@@ -120,22 +120,22 @@ class Teacher:
     """Landmark targets for synthetic speech: visemes + expression offsets on a canonical face."""
 
     def __init__(self, config: BuildConfig, out: Path) -> None:
+        # Heavy optional packages (mediapipe, pocketsphinx) load only when building.
         from engine.data.clips import load_clips
+        from engine.face.landmarks68 import to_ibug68
         from engine.face.tracking import track_video
         from engine.speech.align import PhoneAligner
         from engine.targets.expressions import estimate_offsets
         from engine.targets.teacher import evaluate, prepare_clip
         from engine.targets.visemes import VisemeModel
 
-        clips, skipped = load_clips(Path(config.clips))
+        clips, _ = load_clips(Path(config.clips))
         aligner = PhoneAligner()
         prepared = [prepare_clip(c.path, aligner) for c in clips]
         self.visemes = VisemeModel.fit([(c.phones, c.times, c.mouth - c.rest) for c in prepared])
         self.error = {k: v for k, v in evaluate(prepared).items() if k != "per_clip"}
         self.offsets = estimate_offsets(Path(config.mead))
         references = [track_video(c.path).reference for c in clips]
-        from engine.face.landmarks68 import to_ibug68
-
         self.canonical = np.mean([to_ibug68(r)[:, :2] for r in references], axis=0)  # (68, 2)
         np.savez(
             out / "teacher.npz",
