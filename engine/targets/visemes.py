@@ -122,10 +122,13 @@ class VisemeModel:
         return cls(full.reshape(len(VISEMES), N_MOUTH, 2))
 
 
-def rest_mouth(mouth: np.ndarray, silent: np.ndarray) -> np.ndarray:
-    """A speaker's rest mouth: the median of silent frames (all frames if too few)."""
-    frames = mouth[silent] if silent.sum() >= 10 else mouth
-    return np.median(frames, axis=0)
+def rest_mouth(mouth: np.ndarray, closed_fraction: float = 0.1) -> np.ndarray:
+    """A speaker's rest (closed) mouth: the median of the frames whose inner lips are the
+    most closed. (T, 20, 2) -> (20, 2). Pauses in speech often leave the mouth open, so
+    silence is not used; every talking clip closes the mouth on /p b m/ and at rest."""
+    opening = mouth[:, 18, 1] - mouth[:, 14, 1]  # iBUG 66 - 62: inner lips, y down
+    count = max(1, int(round(closed_fraction * len(mouth))))
+    return np.median(mouth[np.argsort(opening)[:count]], axis=0)
 
 
 def landmark_distances(predicted: np.ndarray, tracked: np.ndarray) -> tuple[float, float]:
