@@ -69,6 +69,7 @@ class Received:
     video_sizes: set[tuple[int, int]] = field(default_factory=set)
     last_image: np.ndarray | None = None
     audio: list[np.ndarray] = field(default_factory=list)
+    audio_pts: list[int] = field(default_factory=list)  # the sender's timestamp of each frame
     audio_rate: int | None = None
     audio_started: float | None = None
 
@@ -88,6 +89,7 @@ async def _consume(track: MediaStreamTrack, received: Received, keep_images: boo
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
                 received.audio_started = time.monotonic()
+            received.audio_pts.append(frame.pts)
             received.audio.append(
                 audio_frame_to_planar(frame).astype(np.float32).mean(axis=0) / 32768
             )
@@ -157,13 +159,26 @@ class Peer:
         window = [t for t in times if t > end - seconds]
         return (len(window) - 1) / (window[-1] - window[0])
 
+    def returned_audio(self) -> np.ndarray:
+        """The received audio laid out on the sender's timeline (frame pts), with silence
+        where frames were lost, so that late or missing frames do not shift what follows."""
+        first = self.received.audio_pts[0]
+        end = max(
+            p - first + a.size
+            for p, a in zip(self.received.audio_pts, self.received.audio, strict=True)
+        )
+        out = np.zeros(end, np.float32)
+        for pts, samples in zip(self.received.audio_pts, self.received.audio, strict=True):
+            out[pts - first : pts - first + samples.size] = samples
+        return out
+
     def returned_audio_lag(
         self, microphone: "WavMicrophone", signal: np.ndarray, rate: int, max_lag_s: float = 0.6
     ) -> float:
         """Seconds the returned audio lags the microphone, by envelope correlation on our
         clock. Assumes the returned frames arrived back to back from the first one on."""
         hop = 0.01
-        returned = envelope(np.concatenate(self.received.audio), self.received.audio_rate, hop)
+        returned = envelope(self.returned_audio(), self.received.audio_rate, hop)
         returned_times = self.received_audio_started + hop * np.arange(returned.size)
         sent = envelope(signal, rate, hop)
         best_lag, best_score = 0.0, -1.0
