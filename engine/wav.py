@@ -27,8 +27,3 @@ def read_wav(path: Path | str, sample_rate: int | None = None) -> np.ndarray:
     if sample_rate is not None and sample_rate != rate:
         mono = StreamingResampler(rate, sample_rate).push(mono)
     return mono
-
-
-def wav_rate(path: Path | str) -> int:
-    with wave.open(str(path)) as w:
-        return w.getframerate()

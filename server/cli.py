@@ -49,7 +49,7 @@ def _bench_frontend(args: argparse.Namespace) -> int:
 
     from engine.audio.frontend import AudioFrontEnd
     from engine.audio.pcm import to_mono_float32
-    from engine.constants import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
+    from engine.constants import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, WEBRTC_SAMPLE_RATE
     from engine.wav import read_wav
 
     if args.wav:
@@ -62,7 +62,7 @@ def _bench_frontend(args: argparse.Namespace) -> int:
     chunk = 960
     costs = []
     for _ in range(args.repeats):
-        frontend = AudioFrontEnd(48_000)
+        frontend = AudioFrontEnd(WEBRTC_SAMPLE_RATE)
         frames = 0
         started = time.perf_counter()
         for start in range(0, pcm.shape[1], chunk):

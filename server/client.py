@@ -67,14 +67,13 @@ class WavMicrophone(MediaStreamTrack):
 class Received:
     video_times: list[float] = field(default_factory=list)
     video_sizes: set[tuple[int, int]] = field(default_factory=set)
-    last_image: np.ndarray | None = None
     audio: list[np.ndarray] = field(default_factory=list)
     audio_pts: list[int] = field(default_factory=list)  # the sender's timestamp of each frame
     audio_rate: int | None = None
     audio_started: float | None = None
 
 
-async def _consume(track: MediaStreamTrack, received: Received, keep_images: bool) -> None:
+async def _consume(track: MediaStreamTrack, received: Received) -> None:
     while True:
         try:
             frame = await track.recv()
@@ -83,8 +82,6 @@ async def _consume(track: MediaStreamTrack, received: Received, keep_images: boo
         if track.kind == "video":
             received.video_times.append(time.monotonic())
             received.video_sizes.add((frame.width, frame.height))
-            if keep_images:
-                received.last_image = frame.to_ndarray(format="rgb24")
         else:
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
@@ -98,13 +95,10 @@ async def _consume(track: MediaStreamTrack, received: Received, keep_images: boo
 class Peer:
     """A talking (microphone given) or watching (none) aiortc peer of the server."""
 
-    def __init__(
-        self, base_url: str, microphone: MediaStreamTrack | None, keep_images: bool = False
-    ):
+    def __init__(self, base_url: str, microphone: MediaStreamTrack | None):
         self.base_url = base_url
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received = Received()
-        self._keep_images = keep_images
         self._tasks: list[asyncio.Task] = []
         self.session_id: str | None = None
         self.token: str | None = None
@@ -116,9 +110,7 @@ class Peer:
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._tasks.append(
-                asyncio.ensure_future(_consume(track, self.received, self._keep_images))
-            )
+            self._tasks.append(asyncio.ensure_future(_consume(track, self.received)))
 
     async def _offer(self) -> dict:
         await self.pc.setLocalDescription(await self.pc.createOffer())

@@ -42,13 +42,11 @@ class ControlChannel:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self._ws = ws
         self._outbox: asyncio.Queue[dict | None] = asyncio.Queue(OUTBOX_SIZE)
-        self.dropped = 0
 
     def send(self, message: dict) -> None:
         """Queue a message; never blocks. The oldest queued message goes if full."""
         if self._outbox.full():
             self._outbox.get_nowait()
-            self.dropped += 1
         self._outbox.put_nowait(message)
 
     async def write_loop(self) -> None:

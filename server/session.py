@@ -32,7 +32,7 @@ from engine.audio.frontend import AudioFrontEnd, FrameFeatures, FrontEndOptions
 from engine.audio.pcm import PcmReport, to_mono_float32
 from engine.audio.resample import StreamingResampler
 from engine.avatar.bundle import Avatar
-from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS
+from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
 from engine.emotion_state import EmotionState
 from engine.overlay import OverlayState, draw_overlay
 from engine.playout import PlayoutClock
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 VIDEO_PERIOD_S = 1 / VIDEO_FPS
 AUDIO_PERIOD_S = 0.02
-RETURN_AUDIO_RATE = 48_000  # Hz: what Opus carries; other input rates are resampled to it
+RETURN_AUDIO_RATE = WEBRTC_SAMPLE_RATE  # what Opus carries; other input rates are resampled
 MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
 
 
@@ -287,11 +287,15 @@ class Session:
     def _flush(self) -> None:
         """Drop queued audio and analysis: playout returns to idle until new audio."""
         self._epoch = None
+        self._history = None
+        self._reset_playout()
+
+    def _reset_playout(self) -> None:
+        """Forget analysed frames and the clock: a new epoch's frames number from 0."""
         self._ready.clear()
         self._arrivals.clear()
         self._clock.reset()
         self._shown = None
-        self._history = None
 
     def state_message(self) -> dict:
         return {
@@ -367,9 +371,7 @@ class Session:
             input_rate=rate,
         )
         self._history = AudioHistory(RETURN_AUDIO_RATE)
-        self._ready.clear()
-        self._arrivals.clear()
-        self._clock.reset()
+        self._reset_playout()
         return self._epoch
 
     def _count_repairs(self, report: PcmReport) -> None:

@@ -31,7 +31,6 @@ class SubscriberTrack(MediaStreamTrack):
         self._broadcast: Broadcast | None = broadcast
         self._to_frame = broadcast.to_frame
         self._queue: asyncio.Queue[Payload | None] = asyncio.Queue(max_queue)
-        self.dropped = 0
 
     async def recv(self) -> Frame:
         if self.readyState != "live":
@@ -43,8 +42,7 @@ class SubscriberTrack(MediaStreamTrack):
 
     def offer(self, payload: Payload | None) -> None:
         if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
+            self._queue.get_nowait()  # the oldest frame goes: this consumer fell behind
         self._queue.put_nowait(payload)
 
     def stop(self) -> None:
@@ -71,10 +69,6 @@ class Broadcast:
 
     def unsubscribe(self, track: SubscriberTrack) -> None:
         self._subscribers.discard(track)
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
 
     def publish(self, data: np.ndarray, pts: int) -> None:
         data.flags.writeable = False

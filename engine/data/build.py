@@ -122,8 +122,6 @@ class Teacher:
     def __init__(self, config: BuildConfig, out: Path) -> None:
         # Heavy optional packages (mediapipe, pocketsphinx) load only when building.
         from engine.data.clips import load_clips
-        from engine.face.landmarks68 import to_ibug68
-        from engine.face.tracking import track_video
         from engine.speech.align import PhoneAligner
         from engine.targets.expressions import estimate_offsets
         from engine.targets.teacher import evaluate, prepare_clip
@@ -135,8 +133,7 @@ class Teacher:
         self.visemes = VisemeModel.fit([(c.phones, c.times, c.mouth - c.rest) for c in prepared])
         self.error = {k: v for k, v in evaluate(prepared).items() if k != "per_clip"}
         self.offsets = estimate_offsets(Path(config.mead))
-        references = [track_video(c.path).reference for c in clips]
-        self.canonical = np.mean([to_ibug68(r)[:, :2] for r in references], axis=0)  # (68, 2)
+        self.canonical = np.mean([c.face for c in prepared], axis=0)  # (68, 2)
         # The canonical face rests with its mouth closed: the mean of the clips' rest mouths.
         self.canonical[MOUTH.start : MOUTH.stop] = np.mean([c.rest for c in prepared], axis=0)
         np.savez(

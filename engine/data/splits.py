@@ -8,8 +8,6 @@ another one (each data set is split on its own). RAVDESS's 16 actors give 12/2/2
 import random
 from collections.abc import Iterable
 
-SPLITS = ("train", "val", "test")
-
 
 def speaker_split(
     speakers: Iterable[str],

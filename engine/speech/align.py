@@ -59,7 +59,6 @@ class PhoneAligner:
         self._align = _decoder(bestpath=False)
         self._recognise = None
         self._words = None
-        self._dictionary_words: set[str] = set()
 
     def normalise_text(self, text: str) -> list[str]:
         words = _WORD.findall(text.lower().replace("’", "'"))

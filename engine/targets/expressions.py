@@ -30,14 +30,6 @@ class ExpressionOffsets:
         out[..., :2] += intensity * self.offsets[EMOTIONS.index(emotion)]
         return out
 
-    def magnitude(self, emotion: str, points: range) -> float:
-        """Mean displacement of a landmark group, frontal units."""
-        return float(
-            np.linalg.norm(
-                self.offsets[EMOTIONS.index(emotion)][points.start : points.stop], axis=-1
-            ).mean()
-        )
-
 
 def estimate_offsets(mead_dir: Path, cache_dir: Path | None = None) -> ExpressionOffsets:
     """Track every frontal MEAD clip and average each emotion's offset from neutral."""

@@ -15,9 +15,10 @@ import numpy as np
 
 from engine.constants import MOUTH, SAMPLE_RATE
 from engine.data.clips import load_clips
+from engine.face.landmarks68 import to_ibug68
 from engine.face.tracking import track_video
 from engine.speech.align import PhoneAligner
-from engine.targets.visemes import VisemeModel, landmark_distances, rest_mouth
+from engine.targets.visemes import VisemeModel, inner_lip_opening, landmark_distances, rest_mouth
 
 PERCENT = 100.0  # frontal units (IOD = 1) -> % of IOD
 
@@ -40,6 +41,7 @@ class ClipData:
     times: np.ndarray  # (T,) seconds of the valid frames
     mouth: np.ndarray  # (T, 20, 2) tracked frontal mouth
     rest: np.ndarray  # (20, 2)
+    face: np.ndarray  # (68, 2) the clip's canonical face (tracking reference) in frontal space
 
 
 def prepare_clip(path: Path, aligner: PhoneAligner, cache_dir: Path | None = None) -> ClipData:
@@ -49,7 +51,8 @@ def prepare_clip(path: Path, aligner: PhoneAligner, cache_dir: Path | None = Non
     valid = track.valid
     mouth = track.frontal68[valid][:, MOUTH.start : MOUTH.stop, :2].astype(np.float64)
     times = times[valid]
-    return ClipData(path.stem, phones, times, mouth, rest_mouth(mouth))
+    face = to_ibug68(track.reference)[:, :2].astype(np.float64)
+    return ClipData(path.stem, phones, times, mouth, rest_mouth(mouth), face)
 
 
 def evaluate(clips: list[ClipData]) -> dict:
@@ -64,10 +67,9 @@ def evaluate(clips: list[ClipData]) -> dict:
         predicted = model.mouth(held.phones, held.times, held.rest)
         closed = np.repeat(held.rest[None], len(held.times), axis=0)
         mean = np.repeat(held.mouth.mean(axis=0)[None], len(held.times), axis=0)
-        opening = lambda mouth: mouth[:, 18, 1] - mouth[:, 14, 1]  # noqa: E731  iBUG 66 - 62
         per_clip[held.name] = {
             "opening_correlation": float(
-                np.corrcoef(opening(predicted), opening(held.mouth))[0, 1]
+                np.corrcoef(inner_lip_opening(predicted), inner_lip_opening(held.mouth))[0, 1]
             ),
             "viseme": dict(
                 zip(("M-LD", "M-LVD"), landmark_distances(predicted, held.mouth), strict=True)

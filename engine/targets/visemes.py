@@ -122,11 +122,17 @@ class VisemeModel:
         return cls(full.reshape(len(VISEMES), N_MOUTH, 2))
 
 
+def inner_lip_opening(mouth: np.ndarray) -> np.ndarray:
+    """(..., 20, 2) mouth landmarks (iBUG 48-67) -> (...) gap between the inner lips
+    (iBUG 66 below 62; y points down)."""
+    return mouth[..., 18, 1] - mouth[..., 14, 1]
+
+
 def rest_mouth(mouth: np.ndarray, closed_fraction: float = 0.1) -> np.ndarray:
     """A speaker's rest (closed) mouth: the median of the frames whose inner lips are the
     most closed. (T, 20, 2) -> (20, 2). Pauses in speech often leave the mouth open, so
     silence is not used; every talking clip closes the mouth on /p b m/ and at rest."""
-    opening = mouth[:, 18, 1] - mouth[:, 14, 1]  # iBUG 66 - 62: inner lips, y down
+    opening = inner_lip_opening(mouth)
     count = max(1, int(round(closed_fraction * len(mouth))))
     return np.median(mouth[np.argsort(opening)[:count]], axis=0)
 
