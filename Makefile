@@ -15,8 +15,12 @@ $(VENV)/.serve: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# torch first, pinned: the CPU build. An unpinned torch would pull GBs of CUDA packages.
+TORCH ?= torch==2.13.0
+
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet '$(TORCH)'
+	$(BIN)/pip install --quiet -e '.[test]' '$(TORCH)'
 	touch $@ $(VENV)/.serve
 
 serve: $(VENV)/.serve

@@ -6,6 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+from engine.errors import EngineError
+from engine.evaluation.cli import add_eval_commands
+from engine.training.cli import add_train_commands
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
 
 
@@ -179,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="extra browser origin for control sockets",
     )
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(handler=_serve)
 
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(dest="bench", required=True)
     frontend = bench_commands.add_parser("frontend", help="per-frame cost of the audio front-end")
     frontend.add_argument("--wav", type=Path, help="speech file (default: 10 s of noise)")
     frontend.add_argument("--repeats", type=int, default=5)
-    frontend.set_defaults(run=_bench_frontend)
+    frontend.set_defaults(handler=_bench_frontend)
 
     transport = bench_commands.add_parser(
         "transport", help="fps and latency of one aiortc peer streaming speech"
@@ -196,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transport.add_argument("--seconds", type=float, default=10.0)
     transport.add_argument("--url", help="a running server (default: start one in-process)")
-    transport.set_defaults(run=_bench_transport)
+    transport.set_defaults(handler=_bench_transport)
 
     data = commands.add_parser("data", help="training and evaluation data")
     data_commands = data.add_subparsers(dest="data", required=True)
@@ -225,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument(
         "--mead", type=Path, default=SHARED / "mead", help="MEAD clips for expression offsets"
     )
-    corpus.set_defaults(run=_data_build, intensity=None)
+    corpus.set_defaults(handler=_data_build, intensity=None)
 
     teacher = data_commands.add_parser(
         "teacher-error", help="M-LD/M-LVD of the viseme targets against tracked real clips"
@@ -234,14 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--clips", type=Path, required=True, help="folder of talking clips with audio"
     )
     teacher.add_argument("--per-clip", action="store_true")
-    teacher.set_defaults(run=_teacher_error)
+    teacher.set_defaults(handler=_teacher_error)
 
     avatar = commands.add_parser("avatar", help="build avatar bundles")
     avatar_commands = avatar.add_subparsers(dest="avatar", required=True)
     placeholder = avatar_commands.add_parser("placeholder", help="the astronaut placeholder avatar")
     placeholder.add_argument("--out", type=Path, default=DEFAULT_AVATARS / "default")
     placeholder.add_argument("--name", default="default")
-    placeholder.set_defaults(run=_avatar_placeholder)
+    placeholder.set_defaults(handler=_avatar_placeholder)
+
+    add_train_commands(commands)
+    add_eval_commands(commands)
     return parser
 
 
@@ -254,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         for noisy in ("aioice", "aiortc"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    return args.run(args)
+    try:
+        return args.handler(args)
+    except EngineError as e:
+        print(f"evp: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.audio.mfcc import (
-    MfccTransform,
     StreamingMfcc,
     WindowSpec,
     compute_mfcc,
     n_video_frames,
     video_frame_windows,
 )
+from engine.audio.prosody import N_HOP_FEATURES, HopFeatures
 from engine.audio.resample import StreamingResampler
 from engine.audio.vad import VadOptions, VoiceActivityDetector
 from engine.constants import (
+    MFCC_HOPS_PER_VIDEO_FRAME,
     MFCC_N_COEFFS,
     MFCC_WINDOW_FRAMES,
     SAMPLE_RATE,
@@ -41,6 +42,9 @@ class FrameFeatures:
     """Video frame k: 16 kHz samples [640k, 640k + 640) of the stream."""
     mfcc: np.ndarray = field(repr=False)
     """(28, 12) float32 MFCC window (see engine.audio.mfcc for its placement)."""
+    hops: np.ndarray = field(repr=False)
+    """(4, 15) float32 MFCC and prosody of the window's newest 4 hops (engine.audio.prosody),
+    for the emotion encoder's sliding window."""
     level_db: float
     """RMS level of the frame's own samples in dBFS, >= SILENCE_DB."""
     voiced: bool
@@ -68,17 +72,17 @@ class AudioFrontEnd:
         self,
         input_rate: int = SAMPLE_RATE,
         options: FrontEndOptions = FrontEndOptions(),
-        transform: MfccTransform | None = None,
+        transform: HopFeatures | None = None,
     ) -> None:
         self.options = options
         self.input_rate = input_rate
         self._resampler = StreamingResampler(input_rate, SAMPLE_RATE)
-        self._mfcc = StreamingMfcc(transform)
+        self._mfcc = StreamingMfcc(transform or HopFeatures())
         self._vad = VoiceActivityDetector(options.vad)
         # MFCC rows from absolute frame _mfcc_start on; rows before the stream starts are
         # the zeros of silence, so every window is a plain slice.
         self._mfcc_start = min(0, options.window.end(0) - MFCC_WINDOW_FRAMES)
-        self._mfcc_frames = np.zeros((-self._mfcc_start, MFCC_N_COEFFS), np.float32)
+        self._mfcc_frames = np.zeros((-self._mfcc_start, N_HOP_FEATURES), np.float32)
         self._samples = np.zeros(0, np.float32)  # 16 kHz samples of unfinished frames
         self._samples_start = 0  # absolute index of _samples[0]
         self._vad_states: list[bool] = []  # per 20 ms block, from _samples_start
@@ -112,7 +116,7 @@ class AudioFrontEnd:
         self._append_mfcc(self._mfcc.finish())
         last = n_video_frames(self.samples_received)
         missing = self.options.window.end(last - 1) - self._mfcc_start - len(self._mfcc_frames)
-        self._append_mfcc(np.zeros((max(0, missing), MFCC_N_COEFFS), np.float32))
+        self._append_mfcc(np.zeros((max(0, missing), N_HOP_FEATURES), np.float32))
         tail = self._samples
         if tail.size:
             k = self._samples_start // SAMPLES_PER_VIDEO_FRAME
@@ -143,10 +147,12 @@ class AudioFrontEnd:
         k = self.frames_emitted
         while k in self._levels and spec.end(k) <= available:
             start = spec.end(k) - MFCC_WINDOW_FRAMES - self._mfcc_start
+            rows = self._mfcc_frames[start : start + MFCC_WINDOW_FRAMES]
             out.append(
                 FrameFeatures(
                     index=k,
-                    mfcc=self._mfcc_frames[start : start + MFCC_WINDOW_FRAMES].copy(),
+                    mfcc=rows[:, :MFCC_N_COEFFS].copy(),
+                    hops=rows[-MFCC_HOPS_PER_VIDEO_FRAME:].copy(),
                     level_db=self._levels.pop(k),
                     voiced=self._voiced.pop(k),
                 )

@@ -78,7 +78,10 @@ class PhoneAligner:
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
-        decoder.set_alignment()
+        try:
+            decoder.set_alignment()
+        except RuntimeError as e:  # the word search did not reach the end of the text
+            raise AlignmentError(f"pocketsphinx could not align the text: {e}") from e
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

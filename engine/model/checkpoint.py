@@ -1,0 +1,92 @@
+"""Checkpoints: one safetensors file holding every network, the MFCC statistics, the
+emotion space, and (as JSON metadata) the configuration and training record.
+
+    weights:   "<network>.<parameter>" tensors of AudioToLandmarks
+               "space.means" (8, emotion_dim), "space.counts" (8,)  per-emotion cluster means
+    metadata:  "format" = "evp-a2l", "version", "config" (ModelConfig JSON),
+               "info" (JSON: stages trained, data, speakers used for training, metrics)
+
+Files are written to a temporary name and renamed, so a crash never leaves a torn file.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from engine.errors import EngineError
+from engine.model.networks import AudioToLandmarks, ModelConfig
+
+FORMAT = "evp-a2l"
+VERSION = 1
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "evp-a2l.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    model: AudioToLandmarks
+    means: torch.Tensor  # (8, emotion_dim) emotion cluster means, EMOTIONS order
+    counts: torch.Tensor  # (8,) utterances behind each mean; 0 = emotion never seen
+    info: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+def new_checkpoint(config: ModelConfig) -> Checkpoint:
+    return Checkpoint(
+        AudioToLandmarks(config),
+        torch.zeros(config.n_emotions, config.emotion_dim),
+        torch.zeros(config.n_emotions),
+    )
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in checkpoint.model.state_dict().items()}
+    tensors["space.means"] = checkpoint.means.detach().cpu().contiguous()
+    tensors["space.counts"] = checkpoint.counts.detach().cpu().contiguous()
+    metadata = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "config": json.dumps(checkpoint.config.to_dict()),
+        "info": json.dumps(checkpoint.info),
+    }
+    tmp = path.with_name(path.name + ".partial")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path | None = None) -> Checkpoint:
+    """Loads a checkpoint (the shipped default when path is None), in eval mode."""
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise EngineError(f"no model checkpoint at {path}; train one with `evp train all`")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise EngineError(f"{path} is not a readable safetensors checkpoint: {e}") from e
+    if metadata.get("format") != FORMAT or metadata.get("version") != str(VERSION):
+        raise EngineError(
+            f"{path}: expected an {FORMAT} v{VERSION} checkpoint, found "
+            f"{metadata.get('format')} v{metadata.get('version')}"
+        )
+    config = ModelConfig.from_dict(json.loads(metadata["config"]))
+    checkpoint = new_checkpoint(config)
+    checkpoint.means = tensors.pop("space.means")
+    checkpoint.counts = tensors.pop("space.counts")
+    checkpoint.info = json.loads(metadata.get("info", "{}"))
+    try:
+        checkpoint.model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise EngineError(f"{path}: weights do not match the stored configuration: {e}") from e
+    checkpoint.model.eval()
+    return checkpoint

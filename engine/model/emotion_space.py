@@ -1,0 +1,131 @@
+"""The emotion space: where an emotion code for the landmark LSTM comes from.
+
+    EmotionSpace.category("happy", 0.7)     a category at an intensity: neutral mean moved
+                                            0.7 of the way to the happy cluster mean
+    EmotionSpace.blend(a, b, alpha)         alpha * a + (1 - alpha) * b   (paper Fig. 1b)
+    EmotionSpace.from_audio(hops)           Ee of another clip's hops     (paper Fig. 1a)
+    VoiceEmotion                            Ee over a sliding window of the live voice,
+                                            smoothed; None when the voice gives no evidence
+
+Codes are (emotion_dim,) float32 numpy arrays. Cluster means are the per-emotion means of
+the training utterances' codes, stored in the checkpoint.
+"""
+
+from collections import deque
+
+import numpy as np
+import torch
+
+from engine.audio.prosody import N_HOP_FEATURES, compute_hop_features
+from engine.constants import EMOTIONS, MFCC_HOPS_PER_VIDEO_FRAME, VIDEO_FPS
+from engine.errors import EngineError
+from engine.model.checkpoint import Checkpoint
+
+MIN_CLIP_HOPS = 25  # 0.25 s: shorter clips say too little about emotion
+
+
+class EmotionSpace:
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self._model = checkpoint.model.eval()
+        self.means = checkpoint.means.numpy().astype(np.float32)
+        self.known = tuple(
+            e for e, n in zip(EMOTIONS, checkpoint.counts.tolist(), strict=True) if n > 0
+        )
+        if "neutral" not in self.known:
+            raise EngineError("this checkpoint has no neutral cluster; retrain the emotion stage")
+
+    @property
+    def neutral(self) -> np.ndarray:
+        return self.means[EMOTIONS.index("neutral")].copy()
+
+    def category(self, emotion: str, intensity: float = 1.0) -> np.ndarray:
+        if emotion not in self.known:
+            raise EngineError(
+                f"unknown emotion {emotion!r}; this model knows {', '.join(self.known)}"
+            )
+        if not 0.0 <= intensity <= 1.0:
+            raise EngineError(f"intensity must be in [0, 1], got {intensity}")
+        target = self.means[EMOTIONS.index(emotion)]
+        return (self.neutral + intensity * (target - self.neutral)).astype(np.float32)
+
+    @staticmethod
+    def blend(source: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+        """alpha * source + (1 - alpha) * target."""
+        if not 0.0 <= alpha <= 1.0:
+            raise EngineError(f"alpha must be in [0, 1], got {alpha}")
+        return (alpha * np.asarray(source) + (1.0 - alpha) * np.asarray(target)).astype(np.float32)
+
+    @torch.no_grad()
+    def from_audio(self, hops: np.ndarray) -> np.ndarray:
+        """(H, 15) hop features (engine.audio.prosody) -> the clip's emotion code."""
+        hops = np.asarray(hops, dtype=np.float32)
+        if hops.ndim != 2 or hops.shape[1] != N_HOP_FEATURES:
+            raise EngineError(f"hop features must be (H, {N_HOP_FEATURES}), got {hops.shape}")
+        if len(hops) < MIN_CLIP_HOPS:
+            raise EngineError(
+                f"{len(hops) * 10} ms of audio is too short to judge its emotion (need 250 ms)"
+            )
+        return self._model.emotion(torch.from_numpy(np.nan_to_num(hops))[None])[0].numpy()
+
+    def from_signal(self, audio: np.ndarray) -> np.ndarray:
+        """(n,) 16 kHz speech -> its emotion code."""
+        return self.from_audio(compute_hop_features(audio))
+
+    @torch.no_grad()
+    def probabilities(self, code: np.ndarray) -> dict[str, float]:
+        """Ce's belief over the emotions this model knows."""
+        logits = self._model.classifier(torch.from_numpy(np.asarray(code, np.float32))[None])[0]
+        known = [EMOTIONS.index(e) for e in self.known]
+        p = torch.softmax(logits[known], dim=0).tolist()
+        return dict(zip(self.known, p, strict=True))
+
+
+class VoiceEmotion:
+    """The live voice's emotion: Ee over the last ``window_s`` of voiced speech, updated
+    every ``update_frames`` video frames and smoothed exponentially. ``code`` is None until
+    ``min_voiced_s`` of speech has been heard, and again after ``forget_s`` without
+    speech, so callers fall back to the emotion set by the user."""
+
+    def __init__(
+        self,
+        space: EmotionSpace,
+        window_s: float = 3.0,
+        min_voiced_s: float = 0.8,
+        update_frames: int = 5,
+        smoothing: float = 0.7,
+        forget_s: float = 4.0,
+    ) -> None:
+        self._space = space
+        hops = int(window_s * VIDEO_FPS * MFCC_HOPS_PER_VIDEO_FRAME)
+        self._hops: deque[np.ndarray] = deque(maxlen=hops)
+        self._min_hops = int(min_voiced_s * VIDEO_FPS * MFCC_HOPS_PER_VIDEO_FRAME)
+        self._update_frames = update_frames
+        self._smoothing = smoothing
+        self._forget_frames = int(forget_s * VIDEO_FPS)
+        self._frames_since_voice = 0
+        self._frames_since_update = 0
+        self.code: np.ndarray | None = None
+
+    def push(self, hops: np.ndarray, voiced: bool) -> np.ndarray | None:
+        """One video frame's (4, 15) newest hops and its VAD decision -> the current code."""
+        if voiced:
+            self._hops.extend(np.asarray(hops, np.float32))
+            self._frames_since_voice = 0
+        else:
+            self._frames_since_voice += 1
+            if self._frames_since_voice >= self._forget_frames:
+                self._hops.clear()
+                self.code = None
+        self._frames_since_update += 1
+        if (
+            voiced
+            and self._frames_since_update >= self._update_frames
+            and len(self._hops) >= self._min_hops
+        ):
+            self._frames_since_update = 0
+            fresh = self._space.from_audio(np.stack(self._hops))
+            if self.code is None:
+                self.code = fresh
+            else:
+                self.code = self._smoothing * self.code + (1.0 - self._smoothing) * fresh
+        return self.code

@@ -1,0 +1,124 @@
+"""A resumable, seeded optimisation loop with progress, shared by every training stage.
+
+A stage writes ``<run>/<stage>.state.pt`` (networks, optimiser, step, random states) every
+``save_every`` steps and ``<run>/<stage>.safetensors`` when it finishes. Running the same
+command again resumes from the state file, or does nothing if the stage is finished.
+"""
+
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    steps: int
+    lr: float = 1e-3
+    save_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+class _Progress:
+    def __init__(self, label: str, total: int, start: int) -> None:
+        self.label, self.total, self.started, self.first = label, total, time.monotonic(), start
+
+    def show(self, step: int, losses: dict[str, float]) -> None:
+        rate = (step - self.first) / max(time.monotonic() - self.started, 1e-6)
+        eta = (self.total - step) / max(rate, 1e-6)
+        text = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+        line = f"{self.label}: step {step}/{self.total} {text} ({rate:.1f} it/s, eta {eta:.0f} s)"
+        if sys.stderr.isatty():
+            print("\r" + line, end="\n" if step >= self.total else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def run_loop(
+    label: str,
+    state_path: Path,
+    modules: torch.nn.Module,
+    parameters: list[torch.nn.Parameter],
+    step_fn: Callable[[np.random.Generator], dict[str, torch.Tensor]],
+    options: LoopOptions,
+    on_log: Callable[[int], dict[str, float]] | None = None,
+) -> dict[str, float]:
+    """Minimise ``sum(step_fn(rng).values())`` for options.steps steps; returns the mean
+    of each loss over the last log interval."""
+    rng = seed_everything(options.seed)
+    optimiser = torch.optim.Adam(parameters, lr=options.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, options.steps, eta_min=options.lr * 0.05
+    )
+    step = 0
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        modules.load_state_dict(state["modules"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step = state["step"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        logger.info("%s: resuming at step %d", label, step)
+    progress = _Progress(label, options.steps, step)
+    recent: dict[str, list[float]] = {}
+    last: dict[str, float] = {}
+    while step < options.steps:
+        modules.train()
+        losses = step_fn(rng)
+        total = sum(losses.values())
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+        optimiser.step()
+        schedule.step()
+        step += 1
+        for k, v in losses.items():
+            recent.setdefault(k, []).append(v.item())
+        if step % options.log_every == 0 or step == options.steps:
+            summary = {k: float(np.mean(v)) for k, v in recent.items()}
+            if on_log is not None and (
+                step % (options.log_every * 10) == 0 or step == options.steps
+            ):
+                modules.eval()
+                with torch.no_grad():
+                    summary |= on_log(step)
+            progress.show(step, summary)
+            last, recent = summary, {}
+        if step % options.save_every == 0 and step < options.steps:
+            _save_state(state_path, modules, optimiser, schedule, step, rng)
+    modules.eval()
+    return last
+
+
+def _save_state(path, modules, optimiser, schedule, step, rng) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(
+        {
+            "modules": modules.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "schedule": schedule.state_dict(),
+            "step": step,
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+        },
+        tmp,
+    )
+    tmp.replace(path)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from engine.audio.frontend import AudioFrontEnd
+from engine.audio.mfcc import compute_mfcc
+from engine.audio.prosody import compute_hop_features
+
+
+@pytest.mark.parametrize("f0", [90.0, 150.0, 220.0, 400.0])
+def test_pitch_of_a_harmonic_tone(f0):
+    t = np.arange(16000) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.1 * np.sin(2 * np.pi * 2 * f0 * t)
+    features = compute_hop_features(tone)[5:-5]
+    estimated = 100 * 2 ** features[:, 13]
+    assert np.median(np.abs(estimated / f0 - 1)) < 0.02
+    assert features[:, 14].min() > 0.7  # clearly voiced (threshold 0.45)
+    assert abs(np.median(features[:, 12]) - 20 * np.log10(np.sqrt(0.3**2 / 2 + 0.1**2 / 2))) < 1.0
+
+
+def test_silence_and_noise_are_unvoiced():
+    assert (compute_hop_features(np.zeros(8000))[:, 13:] == 0).all()
+    noise = np.random.default_rng(0).standard_normal(16000) * 0.1
+    assert (compute_hop_features(noise)[:, 14] < 0.45).mean() > 0.95
+
+
+def test_first_columns_are_the_mfcc_and_the_stream_matches(speech):
+    audio = speech[: 3 * 16000]
+    offline = compute_hop_features(audio)
+    np.testing.assert_allclose(offline[:, :12], compute_mfcc(audio), atol=1e-4)
+    front = AudioFrontEnd()
+    records = []
+    for start in range(0, audio.size, 480):
+        records += front.push(audio[start : start + 480])
+    records += front.finish()
+    # Frame k carries hops [4k + 12, 4k + 16): the window's newest four (L = 12).
+    streamed = np.concatenate([r.hops for r in records])
+    count = min(len(streamed), len(offline) - 12)
+    np.testing.assert_allclose(streamed[:count], offline[12 : 12 + count], atol=1e-3)
