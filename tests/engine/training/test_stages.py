@@ -1,0 +1,96 @@
+"""Every training stage on a tiny corpus: checkpoints load and run, stages chain, bad
+requests get clear errors."""
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("espeakng_loader")
+pytest.importorskip("mediapipe")
+
+from engine.data.build import BuildConfig, build  # noqa: E402
+from engine.errors import EngineError  # noqa: E402
+from engine.model.checkpoint import load_checkpoint  # noqa: E402
+from engine.model.emotion_space import EmotionSpace  # noqa: E402
+from engine.model.inference import LandmarkModel  # noqa: E402
+from engine.training.corpus import load_corpus  # noqa: E402
+from engine.training.names import STAGES  # noqa: E402
+from engine.training.stages import StageOptions, train_stage  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    ravdess = root / "ravdess"
+    for actor in ("Actor_03", "Actor_04", "Actor_05", "Actor_06"):
+        (ravdess / actor).mkdir(parents=True)
+        for wav in (shared_data / "ravdess" / actor).glob("*.wav"):
+            os.symlink(wav, ravdess / actor / wav.name)
+    config = BuildConfig(
+        sentences=2,
+        voices=1,
+        intensities=(1.0,),
+        shard_size=16,
+        ravdess=str(ravdess),
+        clips=str(shared_data / "talking"),
+        mead=str(shared_data / "mead"),
+        ravdess_pairs_per_sentence=4,
+    )
+    build(config, root / "corpus")
+    return load_corpus(root / "corpus")
+
+
+def test_corpus_items_are_consistent(corpus):
+    assert {item.kind for item in corpus.items} == {"synthetic", "ravdess"}
+    for item in corpus.items:
+        assert item.hops.shape[1] == 15 and len(item.hops) <= 4 * item.frames + 1
+        assert item.targets.shape == (item.frames, 68, 2) and np.isfinite(item.targets).all()
+        assert item.visemes.shape == (item.frames,)
+    assert corpus.pairs
+    for a, b, frame_map in corpus.pairs:
+        assert len(frame_map) == corpus.items[a].frames
+        assert 0 <= frame_map.min() and frame_map.max() < corpus.items[b].frames
+        assert (np.diff(frame_map) >= 0).all()  # alignments never go backwards
+
+
+def test_all_stages_chain_into_a_working_model(corpus, tmp_path, speech):
+    options = StageOptions(steps=4, batch=4, lookahead_hops=4)
+    for stage in STAGES:
+        path = train_stage(stage, corpus, tmp_path, options)
+    checkpoint = load_checkpoint(path)
+    assert set(checkpoint.info["stages"]) == set(STAGES)
+    assert checkpoint.config.lookahead_hops == 4
+    train_speakers = set(checkpoint.info["train_speakers"])
+    assert train_speakers and all(
+        corpus.items[i].speaker in train_speakers for i in corpus.select("train")
+    )
+    space = EmotionSpace(checkpoint)
+    model = LandmarkModel(checkpoint)
+    windows, _ = model.windows(speech[:16000])
+    landmarks = model.predict(windows, space.category("happy", 0.5), corpus.canonical)
+    assert landmarks.shape == (25, 68, 2) and np.isfinite(landmarks).all()
+    # A finished stage is not trained again; a mismatched look-ahead is refused.
+    assert train_stage("landmarks", corpus, tmp_path, options) == path
+    (tmp_path / "landmarks.safetensors").unlink()
+    with pytest.raises(EngineError, match="lookahead_hops=4"):
+        train_stage("landmarks", corpus, tmp_path, StageOptions(steps=2, lookahead_hops=12))
+
+
+def test_ablation_switch_and_missing_previous_stage(corpus, tmp_path):
+    with pytest.raises(EngineError, match="run `evp train content` first"):
+        train_stage("disentangle", corpus, tmp_path, StageOptions(steps=2))
+    with pytest.raises(EngineError, match="unknown stage"):
+        train_stage("generator", corpus, tmp_path, StageOptions(steps=2))
+    options = StageOptions(steps=2, batch=4)
+    train_stage("emotion", corpus, tmp_path, options)
+    train_stage("content", corpus, tmp_path, options)
+    out = train_stage(
+        "disentangle",
+        corpus,
+        tmp_path / "wo",
+        StageOptions(steps=2, batch=4, without=("cross",)),
+        start_from=tmp_path / "content.safetensors",
+    )
+    info = load_checkpoint(out).info["stages"]["disentangle"]
+    assert "cross" not in info["final_losses"] and "self" in info["final_losses"]
