@@ -45,9 +45,20 @@ def new_checkpoint(config: ModelConfig) -> Checkpoint:
     )
 
 
-def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
+def save_checkpoint(
+    checkpoint: Checkpoint,
+    path: Path,
+    networks: tuple[str, ...] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> None:
+    """Writes every network, or only ``networks`` (e.g. ("content", "emotion")) stored
+    as ``dtype``; loading restores float32 and leaves the other networks untrained."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in checkpoint.model.state_dict().items()}
+    tensors = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in checkpoint.model.state_dict().items()
+        if networks is None or k.split(".")[0] in networks
+    }
     tensors["space.means"] = checkpoint.means.detach().cpu().contiguous()
     tensors["space.counts"] = checkpoint.counts.detach().cpu().contiguous()
     metadata = {
@@ -56,6 +67,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
         "config": json.dumps(checkpoint.config.to_dict()),
         "info": json.dumps(checkpoint.info),
     }
+    if networks is not None:
+        metadata["networks"] = json.dumps(list(networks))
     tmp = path.with_name(path.name + ".partial")
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
@@ -84,9 +97,16 @@ def load_checkpoint(path: Path | None = None) -> Checkpoint:
     checkpoint.means = tensors.pop("space.means")
     checkpoint.counts = tensors.pop("space.counts")
     checkpoint.info = json.loads(metadata.get("info", "{}"))
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    partial = json.loads(metadata["networks"]) if "networks" in metadata else None
     try:
-        checkpoint.model.load_state_dict(tensors)
+        missing, unexpected = checkpoint.model.load_state_dict(tensors, strict=partial is None)
     except RuntimeError as e:
         raise EngineError(f"{path}: weights do not match the stored configuration: {e}") from e
+    if partial is not None:
+        wrong = [k for k in missing if k.split(".")[0] in partial] + list(unexpected)
+        if wrong:
+            raise EngineError(f"{path}: weights do not match the stored configuration: {wrong[:5]}")
+        checkpoint.info["networks"] = partial
     checkpoint.model.eval()
     return checkpoint

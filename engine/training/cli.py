@@ -35,6 +35,17 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strip(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.model.checkpoint import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(args.source)
+    save_checkpoint(checkpoint, args.out, networks=tuple(args.networks), dtype=torch.float16)
+    print(f"{args.out}: {', '.join(args.networks)} as float16 ({args.out.stat().st_size} bytes)")
+    return 0
+
+
 def add_train_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
@@ -70,3 +81,18 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         help="start this stage from another run's checkpoint (e.g. ablations)",
     )
     train.set_defaults(handler=_train)
+
+    model = commands.add_parser("model", help="checkpoint utilities")
+    model_commands = model.add_subparsers(dest="model", required=True)
+    strip = model_commands.add_parser(
+        "strip", help="keep some networks of a checkpoint, as float16 (small ablation files)"
+    )
+    strip.add_argument("source", type=Path)
+    strip.add_argument("out", type=Path)
+    strip.add_argument(
+        "--networks",
+        nargs="+",
+        default=["content", "emotion", "decoder", "classifier"],
+        help="networks to keep (default: those the disentanglement evaluation reads)",
+    )
+    strip.set_defaults(handler=_strip)

@@ -13,7 +13,7 @@ any stage's output can be loaded and run. Only ``train`` split speakers are used
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +128,23 @@ def _start(
             f"stage '{stage}' needs {previous}; run `evp train {STAGES[index - 1]}` first"
         )
     checkpoint = load_checkpoint(previous)
+    if checkpoint.config.lookahead_hops != options.lookahead_hops and stage == "content":
+        # Only Ec reads the window; an emotion-stage checkpoint serves any look-ahead.
+        return _with_lookahead(checkpoint, options.lookahead_hops)
     if checkpoint.config.lookahead_hops != options.lookahead_hops:
         raise EngineError(
             f"{previous} was trained with lookahead_hops={checkpoint.config.lookahead_hops}, "
             f"not {options.lookahead_hops}; use another --run folder"
         )
     return checkpoint
+
+
+def _with_lookahead(checkpoint: Checkpoint, lookahead_hops: int) -> Checkpoint:
+    config = replace(checkpoint.config, lookahead_hops=lookahead_hops)
+    moved = new_checkpoint(config)
+    moved.model.load_state_dict(checkpoint.model.state_dict())
+    moved.means, moved.counts, moved.info = checkpoint.means, checkpoint.counts, checkpoint.info
+    return moved
 
 
 def train_stage(

@@ -82,3 +82,17 @@ def test_bad_inputs_get_clear_errors(checkpoint):
         )
     with pytest.raises(EngineError, match="emotion codes"):
         model.predict(np.zeros((4, 28, 12), np.float32), np.zeros(3), np.zeros((68, 2)))
+
+
+def test_stripped_half_precision_checkpoint_keeps_only_some_networks(checkpoint, tmp_path):
+    path = tmp_path / "small.safetensors"
+    save_checkpoint(checkpoint, path, networks=("content", "emotion"), dtype=torch.float16)
+    loaded = load_checkpoint(path)
+    assert loaded.info["networks"] == ["content", "emotion"]
+    windows = torch.randn(4, 28, 12)
+    torch.testing.assert_close(
+        loaded.model.content(windows), checkpoint.model.content(windows), atol=2e-2, rtol=1e-2
+    )
+    full = tmp_path / "full.safetensors"
+    save_checkpoint(checkpoint, full)
+    assert path.stat().st_size < full.stat().st_size / 2
