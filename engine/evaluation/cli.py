@@ -61,7 +61,10 @@ def _disentangle(args: argparse.Namespace) -> int:
     from engine.training.corpus import load_corpus
 
     ablations = args.ablations or DEFAULT_WEIGHTS.parent / "ablations"
-    variants = {"full": _checkpoint(args.checkpoint)}
+    # The ablation set has its own reference trained exactly like the variants (same
+    # start, same steps); without one, the given (or shipped) checkpoint is the reference.
+    reference = ablations / "full.safetensors"
+    variants = {"full": _checkpoint(reference if reference.is_file() else args.checkpoint)}
     for loss in LOSSES:
         path = ablations / f"without-{loss}.safetensors"
         if path.is_file():
@@ -101,7 +104,9 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
         "--data", type=Path, required=True, help="corpus from `evp data build`"
     )
     disentangle.add_argument(
-        "--ablations", type=Path, help="folder of without-LOSS.safetensors (default: shipped)"
+        "--ablations",
+        type=Path,
+        help="folder of full.safetensors and without-LOSS.safetensors (default: shipped)",
     )
     common(disentangle)
     disentangle.set_defaults(handler=_disentangle)

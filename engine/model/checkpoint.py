@@ -3,6 +3,7 @@ emotion space, and (as JSON metadata) the configuration and training record.
 
     weights:   "<network>.<parameter>" tensors of AudioToLandmarks
                "space.means" (8, emotion_dim), "space.counts" (8,)  per-emotion cluster means
+               "space.canonical" (68, 2)  the neutral face the landmark targets were made on
     metadata:  "format" = "evp-a2l", "version", "config" (ModelConfig JSON),
                "info" (JSON: stages trained, data, speakers used for training, metrics)
 
@@ -31,6 +32,7 @@ class Checkpoint:
     means: torch.Tensor  # (8, emotion_dim) emotion cluster means, EMOTIONS order
     counts: torch.Tensor  # (8,) utterances behind each mean; 0 = emotion never seen
     info: dict = field(default_factory=dict)
+    canonical: torch.Tensor | None = None  # (68, 2) the neutral face of the training targets
 
     @property
     def config(self) -> ModelConfig:
@@ -61,6 +63,8 @@ def save_checkpoint(
     }
     tensors["space.means"] = checkpoint.means.detach().cpu().contiguous()
     tensors["space.counts"] = checkpoint.counts.detach().cpu().contiguous()
+    if checkpoint.canonical is not None:
+        tensors["space.canonical"] = checkpoint.canonical.detach().float().cpu().contiguous()
     metadata = {
         "format": FORMAT,
         "version": str(VERSION),
@@ -96,6 +100,7 @@ def load_checkpoint(path: Path | None = None) -> Checkpoint:
     checkpoint = new_checkpoint(config)
     checkpoint.means = tensors.pop("space.means")
     checkpoint.counts = tensors.pop("space.counts")
+    checkpoint.canonical = tensors.pop("space.canonical", None)
     checkpoint.info = json.loads(metadata.get("info", "{}"))
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     partial = json.loads(metadata["networks"]) if "networks" in metadata else None

@@ -39,6 +39,13 @@ class LandmarkModel:
         return cls(load_checkpoint(path))
 
     @property
+    def canonical_face(self) -> np.ndarray:
+        """(68, 2) the neutral frontal face the model was trained on."""
+        if self.checkpoint.canonical is None:
+            raise EngineError("this checkpoint does not store its canonical face")
+        return self.checkpoint.canonical.numpy().copy()
+
+    @property
     def window(self) -> WindowSpec:
         return WindowSpec(self.checkpoint.config.lookahead_hops)
 

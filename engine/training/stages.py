@@ -144,6 +144,7 @@ def _with_lookahead(checkpoint: Checkpoint, lookahead_hops: int) -> Checkpoint:
     moved = new_checkpoint(config)
     moved.model.load_state_dict(checkpoint.model.state_dict())
     moved.means, moved.counts, moved.info = checkpoint.means, checkpoint.counts, checkpoint.info
+    moved.canonical = checkpoint.canonical
     return moved
 
 
@@ -173,6 +174,7 @@ def train_stage(
     train = corpus.select("train")
     if stage in ("emotion", "disentangle"):
         emotion_means(checkpoint, corpus, train)
+    checkpoint.canonical = torch.from_numpy(corpus.canonical).float()
     checkpoint.info["stages"][stage] = {
         "steps": steps,
         "seconds": round(time.monotonic() - started, 1),

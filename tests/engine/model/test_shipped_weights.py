@@ -1,0 +1,91 @@
+"""The shipped default weights on hard input: silence, noise, music, clipping, very quiet
+and very short audio. No NaN, no crash, a closed mouth in silence, and the emotion falls
+back to the user's setting when the voice gives no evidence."""
+
+import numpy as np
+import pytest
+
+from engine.audio.frontend import AudioFrontEnd
+from engine.constants import MOUTH, SAMPLE_RATE
+from engine.model.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+from engine.model.emotion_space import EmotionSpace, VoiceEmotion
+from engine.model.inference import LandmarkModel
+from engine.targets.visemes import inner_lip_opening
+
+LOW_LATENCY = DEFAULT_WEIGHTS.with_name("evp-a2l-lowlatency.safetensors")
+
+
+@pytest.fixture(scope="module", params=[DEFAULT_WEIGHTS, LOW_LATENCY], ids=["evp", "low-latency"])
+def shipped(request):
+    checkpoint = load_checkpoint(request.param)
+    return LandmarkModel(checkpoint), EmotionSpace(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def neutral(shipped):
+    """The checkpoint's canonical neutral face, slightly widened: another identity."""
+    face = shipped[0].canonical_face
+    return (face * np.array([1.05, 0.97])).astype(np.float32)
+
+
+def _opening(landmarks: np.ndarray) -> np.ndarray:
+    return inner_lip_opening(landmarks[:, MOUTH.start : MOUTH.stop])
+
+
+def _predict(shipped, neutral, audio, emotion="neutral"):
+    model, space = shipped
+    windows, _ = model.windows(audio)
+    return model.predict(windows, space.category(emotion), neutral)
+
+
+def _inputs(speech):
+    rng = np.random.default_rng(1)
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    beat = (np.sin(2 * np.pi * 2 * t) > 0).astype(np.float32)
+    return {
+        "noise": (0.1 * rng.standard_normal(t.size)).astype(np.float32),
+        "music": (0.2 * beat * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 110 * t)).astype(np.float32),
+        "clipped": np.clip(speech[: t.size] * 30, -1, 1),
+        "very_quiet": speech[: t.size] * 1e-4,
+        "very_short": speech[SAMPLE_RATE : SAMPLE_RATE + 1000],
+    }
+
+
+def test_silence_keeps_the_mouth_closed(shipped, neutral):
+    landmarks = _predict(shipped, neutral, np.zeros(2 * SAMPLE_RATE, np.float32))
+    gap = _opening(landmarks) - inner_lip_opening(neutral[MOUTH.start : MOUTH.stop])
+    assert np.abs(gap).max() < 0.03  # within 3 % of the inter-ocular distance
+
+
+def test_speech_moves_the_mouth_far_more_than_silence(shipped, neutral, speech):
+    talking = _opening(_predict(shipped, neutral, speech[: 6 * SAMPLE_RATE]))
+    silent = _opening(_predict(shipped, neutral, np.zeros(6 * SAMPLE_RATE, np.float32)))
+    assert talking.std() > 0.01 and talking.std() > 3 * silent.std()
+    assert talking.mean() > silent.mean()
+
+
+@pytest.mark.parametrize("kind", ["noise", "music", "clipped", "very_quiet", "very_short"])
+def test_hard_input_gives_finite_landmarks(shipped, neutral, speech, kind):
+    audio = _inputs(speech)[kind]
+    landmarks = _predict(shipped, neutral, audio, "angry")
+    assert landmarks.shape[1:] == (68, 2) and len(landmarks) >= 1
+    assert np.isfinite(landmarks).all()
+    assert np.abs(landmarks - neutral).max() < 0.5  # nothing flies off the face
+
+
+def test_voice_emotion_gives_no_opinion_without_speech(shipped, speech):
+    _, space = shipped
+    for audio in (np.zeros(3 * SAMPLE_RATE, np.float32), speech[SAMPLE_RATE : SAMPLE_RATE + 8000]):
+        voice = VoiceEmotion(space)
+        front = AudioFrontEnd()
+        codes = [voice.push(r.hops, r.voiced) for r in front.push(audio) + front.finish()]
+        assert codes[-1] is None  # the caller keeps the emotion the user set
+
+
+def test_categories_change_the_expression(shipped, neutral, speech):
+    audio = speech[: 3 * SAMPLE_RATE]
+    brows = {}
+    for emotion in ("neutral", "surprised", "angry"):
+        face = _predict(shipped, neutral, audio, emotion)
+        brows[emotion] = float((face[:, 36:48, 1].mean(1) - face[:, 17:27, 1].mean(1)).mean())
+    assert brows["surprised"] > brows["neutral"] > brows["angry"]
