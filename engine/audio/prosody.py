@@ -74,3 +74,16 @@ def compute_hop_features(signal: np.ndarray) -> np.ndarray:
     """(n,) 16 kHz mono -> (1 + n // 160, 15) MFCC and prosody of the whole signal; the
     rows equal the ``hops`` the streaming front-end emits."""
     return compute_mfcc(signal, HopFeatures())
+
+
+SPEECH_SPAN_DB = 35.0  # hops this far below the loudest one are leading/trailing silence
+
+
+def speech_span(hops: np.ndarray, min_hops: int = 1) -> slice:
+    """The stretch of a clip from its first to its last hop within SPEECH_SPAN_DB of the
+    loudest hop (level is column -3): drops the silence around an utterance."""
+    level = hops[:, -N_PROSODY]
+    loud = np.flatnonzero(level >= level.max() - SPEECH_SPAN_DB) if len(level) else []
+    if len(loud) == 0 or loud[-1] + 1 - loud[0] < min_hops:
+        return slice(0, len(hops))
+    return slice(int(loud[0]), int(loud[-1]) + 1)

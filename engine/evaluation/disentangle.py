@@ -64,7 +64,7 @@ def measure(
     indices = held_out(corpus, checkpoint)
     if not indices:
         raise EngineError("the corpus has no RAVDESS speakers this checkpoint was not trained on")
-    codes = encode_emotions(checkpoint, [corpus.items[i].hops for i in indices])
+    codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in indices])
     labels = np.array([corpus.items[i].emotion for i in indices])
     present = sorted(set(labels.tolist()))
     logits = model.classifier(codes)[:, present]

@@ -143,7 +143,7 @@ def evaluate_landmarks(
         "baselines": {name: mean(name) for name in ("mean_face", "audio_energy")},
         "clips": len(results),
         "per_clip": {r.name: {"frames": r.frames, **r.metrics} for r in results},
-        "skipped": [[str(p), why] for p, why in skipped],
+        "skipped": [[str(p), why] for p, why in skipped.skipped],
         "lookahead_ms": round(model.window.lookahead_seconds * 1000, 1),
     }
 

@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from engine.audio.prosody import N_HOP_FEATURES, compute_hop_features
+from engine.audio.prosody import N_HOP_FEATURES, compute_hop_features, speech_span
 from engine.constants import EMOTIONS, MFCC_HOPS_PER_VIDEO_FRAME, VIDEO_FPS
 from engine.errors import EngineError
 from engine.model.checkpoint import Checkpoint
@@ -56,8 +56,9 @@ class EmotionSpace:
         return (alpha * np.asarray(source) + (1.0 - alpha) * np.asarray(target)).astype(np.float32)
 
     @torch.no_grad()
-    def from_audio(self, hops: np.ndarray) -> np.ndarray:
-        """(H, 15) hop features (engine.audio.prosody) -> the clip's emotion code."""
+    def from_audio(self, hops: np.ndarray, trim: bool = True) -> np.ndarray:
+        """(H, 15) hop features (engine.audio.prosody) -> the clip's emotion code. The
+        silence before and after the speech is trimmed first unless trim is False."""
         hops = np.asarray(hops, dtype=np.float32)
         if hops.ndim != 2 or hops.shape[1] != N_HOP_FEATURES:
             raise EngineError(f"hop features must be (H, {N_HOP_FEATURES}), got {hops.shape}")
@@ -65,6 +66,8 @@ class EmotionSpace:
             raise EngineError(
                 f"{len(hops) * 10} ms of audio is too short to judge its emotion (need 250 ms)"
             )
+        if trim:
+            hops = hops[speech_span(hops, MIN_CLIP_HOPS)]
         return self._model.emotion(torch.from_numpy(np.nan_to_num(hops))[None])[0].numpy()
 
     def from_signal(self, audio: np.ndarray) -> np.ndarray:
@@ -123,7 +126,7 @@ class VoiceEmotion:
             and len(self._hops) >= self._min_hops
         ):
             self._frames_since_update = 0
-            fresh = self._space.from_audio(np.stack(self._hops))
+            fresh = self._space.from_audio(np.stack(self._hops), trim=False)  # voiced only
             if self.code is None:
                 self.code = fresh
             else:

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.mfcc import WindowSpec, video_frame_windows
-from engine.audio.prosody import compute_hop_features
+from engine.audio.prosody import compute_hop_features, speech_span
 from engine.constants import EMOTIONS, MFCC_HOPS_PER_VIDEO_FRAME, MFCC_N_COEFFS, MOUTH, SAMPLE_RATE
 from engine.data.build import open_dataset
 from engine.errors import EngineError
+from engine.model.emotion_space import MIN_CLIP_HOPS
 from engine.targets.expressions import ExpressionOffsets
 from engine.targets.visemes import VISEMES, VisemeModel, dominance_weights, frame_times
 from engine.wav import read_wav
@@ -47,6 +48,12 @@ class Item:
     @property
     def frames(self) -> int:
         return len(self.visemes)
+
+    @property
+    def speech(self) -> np.ndarray:
+        """The hops of the utterance without its leading and trailing silence: what the
+        emotion encoder is trained and evaluated on (as EmotionSpace.from_audio does)."""
+        return self.hops[speech_span(self.hops, MIN_CLIP_HOPS)]
 
 
 @dataclass

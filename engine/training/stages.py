@@ -97,7 +97,7 @@ def encode_emotions(
 
 def emotion_means(checkpoint: Checkpoint, corpus: Corpus, indices: list[int]) -> None:
     """Per-emotion cluster means of the training utterances' codes, into the checkpoint."""
-    codes = encode_emotions(checkpoint, [corpus.items[i].hops for i in indices])
+    codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in indices])
     labels = torch.tensor([corpus.items[i].emotion for i in indices])
     # Full-intensity and RAVDESS takes define a category; half-intensity takes sit between.
     strong = torch.tensor([corpus.items[i].intensity != 0.5 for i in indices])
@@ -193,7 +193,7 @@ def _emotion_batch(
     corpus: Corpus, picks: list[int], rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     length = int(rng.integers(*CLIP_HOPS))
-    x = np.stack([augment_clip(crop(corpus.items[i].hops, length, rng), rng) for i in picks])
+    x = np.stack([augment_clip(crop(corpus.items[i].speech, length, rng), rng) for i in picks])
     y = np.array([corpus.items[i].emotion for i in picks])
     return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -215,7 +215,7 @@ def augment_clip(hops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _accuracy(checkpoint: Checkpoint, corpus: Corpus, indices: list[int]) -> float:
     if not indices:
         return float("nan")
-    codes = encode_emotions(checkpoint, [corpus.items[i].hops for i in indices])
+    codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in indices])
     logits = checkpoint.model.classifier(codes)
     present = sorted({corpus.items[i].emotion for i in indices})
     predicted = torch.tensor(present)[logits[:, present].argmax(1)]
@@ -326,7 +326,7 @@ def _disentangle(checkpoint, corpus, run, loop, options) -> dict:
             ya.append(corpus.items[a].emotion)
             yb.append(corpus.items[b].emotion)
         length = int(rng.integers(*CLIP_HOPS))
-        clip = lambda i: augment_clip(crop(corpus.items[i].hops, length, rng), rng)
+        clip = lambda i: augment_clip(crop(corpus.items[i].speech, length, rng), rng)
         x_a, x_b = torch.from_numpy(np.stack(xa)), torch.from_numpy(np.stack(xb))
         self_a = torch.from_numpy(np.stack([clip(i) for i in ea]))
         self_b = torch.from_numpy(np.stack([clip(i) for i in eb]))
@@ -409,7 +409,7 @@ def _landmarks(checkpoint, corpus, run, loop, options) -> dict:
     spec = WindowSpec(checkpoint.config.lookahead_hops)
     train = corpus.select("train")
     content = {i: encode_content(checkpoint, corpus.windows(i, spec)) for i in train}
-    voice_codes = encode_emotions(checkpoint, [corpus.items[i].hops for i in train]).numpy()
+    voice_codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in train]).numpy()
     voice = dict(zip(train, voice_codes, strict=True))
     means = checkpoint.means.numpy()
     neutral_code = means[EMOTIONS.index("neutral")]

@@ -36,3 +36,13 @@ def test_first_columns_are_the_mfcc_and_the_stream_matches(speech):
     streamed = np.concatenate([r.hops for r in records])
     count = min(len(streamed), len(offline) - 12)
     np.testing.assert_allclose(streamed[:count], offline[12 : 12 + count], atol=1e-3)
+
+
+def test_speech_span_drops_the_silence_around_an_utterance(speech):
+    from engine.audio.prosody import speech_span
+
+    padded = np.concatenate([np.zeros(16000), speech[16000:48000], np.zeros(8000)])
+    hops = compute_hop_features(padded)
+    span = speech_span(hops, min_hops=25)
+    assert 95 <= span.start <= 110 and 200 <= span.stop <= 305  # hops are 10 ms
+    assert speech_span(compute_hop_features(np.zeros(8000)), 25) == slice(0, 51)  # nothing loud

@@ -44,7 +44,9 @@ def _inputs(speech):
     beat = (np.sin(2 * np.pi * 2 * t) > 0).astype(np.float32)
     return {
         "noise": (0.1 * rng.standard_normal(t.size)).astype(np.float32),
-        "music": (0.2 * beat * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 110 * t)).astype(np.float32),
+        "music": (
+            0.2 * beat * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 110 * t)
+        ).astype(np.float32),
         "clipped": np.clip(speech[: t.size] * 30, -1, 1),
         "very_quiet": speech[: t.size] * 1e-4,
         "very_short": speech[SAMPLE_RATE : SAMPLE_RATE + 1000],
@@ -60,7 +62,7 @@ def test_silence_keeps_the_mouth_closed(shipped, neutral):
 def test_speech_moves_the_mouth_far_more_than_silence(shipped, neutral, speech):
     talking = _opening(_predict(shipped, neutral, speech[: 6 * SAMPLE_RATE]))
     silent = _opening(_predict(shipped, neutral, np.zeros(6 * SAMPLE_RATE, np.float32)))
-    assert talking.std() > 0.01 and talking.std() > 3 * silent.std()
+    assert talking.std() > 0.005 and talking.std() > 3 * silent.std()  # IOD units
     assert talking.mean() > silent.mean()
 
 
