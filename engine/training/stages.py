@@ -99,8 +99,12 @@ def emotion_means(checkpoint: Checkpoint, corpus: Corpus, indices: list[int]) ->
     """Per-emotion cluster means of the training utterances' codes, into the checkpoint."""
     codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in indices])
     labels = torch.tensor([corpus.items[i].emotion for i in indices])
-    # Full-intensity and RAVDESS takes define a category; half-intensity takes sit between.
-    strong = torch.tensor([corpus.items[i].intensity != 0.5 for i in indices])
+    # Full-intensity takes define a category (half-intensity ones sit between it and
+    # neutral); every neutral take counts, whatever its recorded intensity.
+    neutral = EMOTIONS.index("neutral")
+    strong = torch.tensor(
+        [corpus.items[i].intensity != 0.5 or corpus.items[i].emotion == neutral for i in indices]
+    )
     for k in range(len(EMOTIONS)):
         chosen = (labels == k) & strong
         checkpoint.counts[k] = float(chosen.sum())
@@ -408,6 +412,7 @@ def _landmarks(checkpoint, corpus, run, loop, options) -> dict:
     model = checkpoint.model
     spec = WindowSpec(checkpoint.config.lookahead_hops)
     train = corpus.select("train")
+    emotion_means(checkpoint, corpus, train)  # Ee is frozen from here on: final means
     content = {i: encode_content(checkpoint, corpus.windows(i, spec)) for i in train}
     voice_codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in train]).numpy()
     voice = dict(zip(train, voice_codes, strict=True))
