@@ -18,7 +18,7 @@ from engine.audio.mfcc import (
     n_video_frames,
     video_frame_windows,
 )
-from engine.audio.prosody import N_HOP_FEATURES, HopFeatures
+from engine.audio.prosody import SILENCE_HOP, HopFeatures
 from engine.audio.resample import StreamingResampler
 from engine.audio.vad import VadOptions, VoiceActivityDetector
 from engine.constants import (
@@ -43,8 +43,9 @@ class FrameFeatures:
     mfcc: np.ndarray = field(repr=False)
     """(28, 12) float32 MFCC window (see engine.audio.mfcc for its placement)."""
     hops: np.ndarray = field(repr=False)
-    """(4, 15) float32 MFCC and prosody of the window's newest 4 hops (engine.audio.prosody),
-    for the emotion encoder's sliding window."""
+    """(4, 15) float32 MFCC and prosody (engine.audio.prosody) of the frame's own four hops
+    [4k, 4k + 4), in step with ``voiced``, for the emotion encoder's sliding window
+    (exact for look-aheads up to 24 hops)."""
     level_db: float
     """RMS level of the frame's own samples in dBFS, >= SILENCE_DB."""
     voiced: bool
@@ -82,7 +83,7 @@ class AudioFrontEnd:
         # MFCC rows from absolute frame _mfcc_start on; rows before the stream starts are
         # the zeros of silence, so every window is a plain slice.
         self._mfcc_start = min(0, options.window.end(0) - MFCC_WINDOW_FRAMES)
-        self._mfcc_frames = np.zeros((-self._mfcc_start, N_HOP_FEATURES), np.float32)
+        self._mfcc_frames = np.tile(SILENCE_HOP, (-self._mfcc_start, 1))
         self._samples = np.zeros(0, np.float32)  # 16 kHz samples of unfinished frames
         self._samples_start = 0  # absolute index of _samples[0]
         self._vad_states: list[bool] = []  # per 20 ms block, from _samples_start
@@ -116,7 +117,7 @@ class AudioFrontEnd:
         self._append_mfcc(self._mfcc.finish())
         last = n_video_frames(self.samples_received)
         missing = self.options.window.end(last - 1) - self._mfcc_start - len(self._mfcc_frames)
-        self._append_mfcc(np.zeros((max(0, missing), N_HOP_FEATURES), np.float32))
+        self._append_mfcc(np.tile(SILENCE_HOP, (max(0, missing), 1)))
         tail = self._samples
         if tail.size:
             k = self._samples_start // SAMPLES_PER_VIDEO_FRAME
@@ -143,6 +144,8 @@ class AudioFrontEnd:
     def _emit(self) -> list[FrameFeatures]:
         spec = self.options.window
         available = self._mfcc_start + self._mfcc_frames.shape[0]
+        # Row of hop 4k in frame k's window: the window ends L hops after the frame does.
+        own = max(0, MFCC_WINDOW_FRAMES - MFCC_HOPS_PER_VIDEO_FRAME - spec.lookahead_hops)
         out = []
         k = self.frames_emitted
         while k in self._levels and spec.end(k) <= available:
@@ -152,7 +155,7 @@ class AudioFrontEnd:
                 FrameFeatures(
                     index=k,
                     mfcc=rows[:, :MFCC_N_COEFFS].copy(),
-                    hops=rows[-MFCC_HOPS_PER_VIDEO_FRAME:].copy(),
+                    hops=rows[own : own + MFCC_HOPS_PER_VIDEO_FRAME].copy(),
                     level_db=self._levels.pop(k),
                     voiced=self._voiced.pop(k),
                 )

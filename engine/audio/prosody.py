@@ -21,7 +21,10 @@ N_HOP_FEATURES = MFCC_N_COEFFS + N_PROSODY
 MIN_F0_HZ, MAX_F0_HZ = 70.0, 500.0
 VOICING_THRESHOLD = 0.45
 LEVEL_FLOOR_DB = -100.0
-_ACF_FFT = 1024  # >= 2 * 400: linear, not circular, autocorrelation
+_ACF_FFT = 1024
+#: The hop features of digital silence, used to pad before a stream starts and after it ends
+#: (MFCC 0 as the window padding has always been, level at the floor, unvoiced).
+SILENCE_HOP = np.array([0.0] * 12 + [-100.0, 0.0, 0.0], dtype=np.float32)  # >= 2 * 400: linear, not circular, autocorrelation
 
 
 class ProsodyTransform:

@@ -64,7 +64,10 @@ def _disentangle(args: argparse.Namespace) -> int:
     # The ablation set has its own reference trained exactly like the variants (same
     # start, same steps); without one, the given (or shipped) checkpoint is the reference.
     reference = ablations / "full.safetensors"
-    variants = {"full": _checkpoint(reference if reference.is_file() else args.checkpoint)}
+    if args.checkpoint is None and reference.is_file():
+        variants = {"full": _checkpoint(reference)}
+    else:
+        variants = {"full": _checkpoint(args.checkpoint)}
     for loss in LOSSES:
         path = ablations / f"without-{loss}.safetensors"
         if path.is_file():

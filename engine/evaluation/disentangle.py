@@ -41,6 +41,8 @@ def held_out(corpus: Corpus, checkpoint: Checkpoint) -> list[int]:
 
 def silhouette(codes: np.ndarray, labels: np.ndarray) -> float:
     """Mean silhouette with cosine distance (numpy; labels with one member score 0)."""
+    if len(set(labels.tolist())) < 2:
+        return 0.0
     unit = codes / np.maximum(np.linalg.norm(codes, axis=1, keepdims=True), 1e-12)
     distance = 1.0 - unit @ unit.T
     scores = []
@@ -102,8 +104,9 @@ def evaluate_disentangle(
 ) -> dict:
     """variants: name ("full", "without-cross", ...) -> disentangle-stage checkpoint."""
     results, embeddings = {}, {}
+    indices = held_out(corpus, list(variants.values()))  # the same utterances for every variant
     for name, checkpoint in variants.items():
-        results[name], codes, labels = measure(checkpoint, corpus)
+        results[name], codes, labels = measure(checkpoint, corpus, indices)
         embeddings[name] = (codes, labels)
     if png is not None:
         plot_embeddings(

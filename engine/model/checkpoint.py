@@ -39,6 +39,18 @@ class Checkpoint:
         return self.model.config
 
 
+def require_trained(checkpoint: Checkpoint, networks: tuple[str, ...], stage: str) -> None:
+    """Refuse checkpoints whose ``networks`` were not trained (a stripped ablation file,
+    or an earlier stage's output) instead of running random weights."""
+    stored = checkpoint.info.get("networks")
+    missing = [n for n in networks if stored is not None and n not in stored]
+    if missing or stage not in checkpoint.info.get("stages", {}):
+        raise EngineError(
+            f"this checkpoint has not been trained through the '{stage}' stage "
+            f"(missing: {', '.join(missing) or stage}); use a checkpoint from `evp train {stage}`"
+        )
+
+
 def new_checkpoint(config: ModelConfig) -> Checkpoint:
     return Checkpoint(
         AudioToLandmarks(config),
@@ -96,12 +108,24 @@ def load_checkpoint(path: Path | None = None) -> Checkpoint:
             f"{path}: expected an {FORMAT} v{VERSION} checkpoint, found "
             f"{metadata.get('format')} v{metadata.get('version')}"
         )
-    config = ModelConfig.from_dict(json.loads(metadata["config"]))
-    checkpoint = new_checkpoint(config)
-    checkpoint.means = tensors.pop("space.means")
-    checkpoint.counts = tensors.pop("space.counts")
-    checkpoint.canonical = tensors.pop("space.canonical", None)
-    checkpoint.info = json.loads(metadata.get("info", "{}"))
+    try:
+        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+        checkpoint = new_checkpoint(config)
+        checkpoint.means = tensors.pop("space.means").float()
+        checkpoint.counts = tensors.pop("space.counts").float()
+        checkpoint.canonical = tensors.pop("space.canonical", None)
+        checkpoint.info = json.loads(metadata.get("info", "{}"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise EngineError(f"{path}: incomplete or malformed checkpoint ({e!r})") from e
+    expected = {
+        "space.means": (checkpoint.means, (config.n_emotions, config.emotion_dim)),
+        "space.counts": (checkpoint.counts, (config.n_emotions,)),
+    }
+    if checkpoint.canonical is not None:
+        expected["space.canonical"] = (checkpoint.canonical, (68, 2))
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise EngineError(f"{path}: {name} is {tuple(tensor.shape)}, expected {shape}")
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     partial = json.loads(metadata["networks"]) if "networks" in metadata else None
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.constants import EMOTIONS, SAMPLE_RATE, VIDEO_FPS
+from engine.errors import EngineError
 
 
 def _emotion_code(args, space, audio: np.ndarray) -> tuple[np.ndarray, str]:
@@ -19,7 +20,11 @@ def _emotion_code(args, space, audio: np.ndarray) -> tuple[np.ndarray, str]:
         ), f"from {args.emotion_from}"
     if args.blend:
         source, target, alpha = args.blend
-        code = space.blend(space.category(source), space.category(target), float(alpha))
+        try:
+            alpha = float(alpha)
+        except ValueError:
+            raise EngineError(f"--blend ALPHA must be a number in [0, 1], got {alpha!r}") from None
+        code = space.blend(space.category(source), space.category(target), alpha)
         return code, f"{alpha} x {source} + (1 - {alpha}) x {target}"
     if args.emotion:
         return space.category(args.emotion, args.intensity), f"{args.emotion} at {args.intensity}"
@@ -38,6 +43,7 @@ def _landmarks(args: argparse.Namespace) -> int:
     code, source = _emotion_code(args, space, audio)
     windows, _ = model.windows(audio)
     landmarks = model.predict(windows, code, model.canonical_face)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".partial.npz")
     np.savez(tmp, landmarks=landmarks, fps=VIDEO_FPS, emotion_code=code)
     tmp.replace(args.out)

@@ -19,13 +19,14 @@ import torch
 from engine.audio.prosody import N_HOP_FEATURES, compute_hop_features, speech_span
 from engine.constants import EMOTIONS, MFCC_HOPS_PER_VIDEO_FRAME, VIDEO_FPS
 from engine.errors import EngineError
-from engine.model.checkpoint import Checkpoint
+from engine.model.checkpoint import Checkpoint, require_trained
 
 MIN_CLIP_HOPS = 25  # 0.25 s: shorter clips say too little about emotion
 
 
 class EmotionSpace:
     def __init__(self, checkpoint: Checkpoint) -> None:
+        require_trained(checkpoint, ("emotion", "classifier"), "emotion")
         self._model = checkpoint.model.eval()
         self.means = checkpoint.means.numpy().astype(np.float32)
         self.known = tuple(
@@ -68,7 +69,8 @@ class EmotionSpace:
             )
         if trim:
             hops = hops[speech_span(hops, MIN_CLIP_HOPS)]
-        return self._model.emotion(torch.from_numpy(np.nan_to_num(hops))[None])[0].numpy()
+        finite = np.nan_to_num(hops, nan=0.0, posinf=0.0, neginf=0.0)
+        return self._model.emotion(torch.from_numpy(finite)[None])[0].numpy()
 
     def from_signal(self, audio: np.ndarray) -> np.ndarray:
         """(n,) 16 kHz speech -> its emotion code."""

@@ -16,7 +16,7 @@ from engine.audio.frontend import FrontEndOptions, analyse_offline
 from engine.audio.mfcc import WindowSpec
 from engine.constants import MFCC_N_COEFFS, MFCC_WINDOW_FRAMES, N_LANDMARKS
 from engine.errors import EngineError
-from engine.model.checkpoint import Checkpoint, load_checkpoint
+from engine.model.checkpoint import Checkpoint, load_checkpoint, require_trained
 from engine.model.networks import LstmState
 
 
@@ -31,6 +31,7 @@ def _neutral_tensor(neutral: np.ndarray) -> torch.Tensor:
 
 class LandmarkModel:
     def __init__(self, checkpoint: Checkpoint) -> None:
+        require_trained(checkpoint, ("content", "identity", "landmarks"), "landmarks")
         self.checkpoint = checkpoint
         self.model = checkpoint.model.eval()
 
@@ -71,6 +72,8 @@ class LandmarkModel:
     @torch.no_grad()
     def predict(self, windows: np.ndarray, emotion: np.ndarray, neutral: np.ndarray) -> np.ndarray:
         """Whole sequence -> (T, 68, 2) frontal landmarks."""
+        if len(windows) == 0:
+            raise EngineError("no audio frames: the audio is shorter than one 40 ms video frame")
         content = self.content(windows)[None]
         codes = self._codes(emotion, content.shape[1])[None]
         displacement, _ = self.model.landmarks(content, codes, self.identity(neutral))

@@ -70,16 +70,57 @@ class Corpus:
         return video_frame_windows(item.hops[:, :MFCC_N_COEFFS], item.frames, spec)
 
 
+def viseme_labels(phones, frames: int) -> np.ndarray:
+    return dominance_weights(phones, frame_times(frames)).argmax(axis=1).astype(np.int64)
+
+
+def _ravdess_phones(directory: Path, records: list[dict]) -> dict[str, list]:
+    """Forced alignment of every RAVDESS record with its text, cached in derived/ (saved
+    as it goes, so an interrupted run keeps what it aligned)."""
+    cache = directory / "derived" / "ravdess-phones.json"
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    missing = [r for r in records if r["id"] not in known]
+    if not missing:
+        return known
+    from engine.speech.align import AlignmentError, PhoneAligner
+
+    aligner = PhoneAligner()
+    try:
+        for n, r in enumerate(missing, 1):
+            audio = read_wav(r["path"], SAMPLE_RATE)
+            try:
+                segments = aligner.align(audio, r["text"])
+            except AlignmentError as e:  # recognised phones: noisier labels, real timings
+                logger.warning("%s: %s; using recognised phones", r["id"], e)
+                segments = aligner.recognise_phones(audio)
+            known[r["id"]] = [[s.phone, s.start, s.end] for s in segments]
+            if n % 50 == 0:
+                _write_json(cache, known)
+    finally:
+        _write_json(cache, known)
+    return known
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
 def _hop_features(directory: Path, records: list[dict]) -> dict[str, np.ndarray]:
-    """(H, 15) hop features of every record, computed from its audio once and cached."""
+    """(H, 15) hop features of every record, computed from its audio once and cached;
+    new records are added to the cache, never dropped from it."""
     cache = directory / "derived" / f"hops-v{HOP_FEATURES_VERSION}.npz"
+    known: dict[str, np.ndarray] = {}
     if cache.is_file():
         with np.load(cache) as data:
             known = {k: data[k] for k in data.files}
-        if all(r["id"] in known for r in records):
-            return known
-    known, shards = {}, {}
-    for r in records:
+    missing = [r for r in records if r["id"] not in known]
+    if not missing:
+        return known
+    shards: dict[str, np.ndarray] = {}
+    for r in missing:
         if r["kind"] == "synthetic":
             if r["shard"] not in shards:
                 with np.load(directory / "shards" / r["shard"]) as data:
@@ -93,34 +134,6 @@ def _hop_features(directory: Path, records: list[dict]) -> dict[str, np.ndarray]
     tmp = cache.with_name(cache.name + ".partial.npz")
     np.savez(tmp, **known)
     tmp.replace(cache)
-    return known
-
-
-def viseme_labels(phones, frames: int) -> np.ndarray:
-    return dominance_weights(phones, frame_times(frames)).argmax(axis=1).astype(np.int64)
-
-
-def _ravdess_phones(directory: Path, records: list[dict]) -> dict[str, list]:
-    """Forced alignment of every RAVDESS record with its text, cached in derived/."""
-    cache = directory / "derived" / "ravdess-phones.json"
-    known = json.loads(cache.read_text()) if cache.is_file() else {}
-    missing = [r for r in records if r["id"] not in known]
-    if missing:
-        from engine.speech.align import AlignmentError, PhoneAligner
-
-        aligner = PhoneAligner()
-        for r in missing:
-            try:
-                segments = aligner.align(read_wav(r["path"], SAMPLE_RATE), r["text"])
-                known[r["id"]] = [[s.phone, s.start, s.end] for s in segments]
-            except AlignmentError as e:  # recognised phones: noisier labels, real timings
-                logger.warning("%s: %s; using recognised phones", r["id"], e)
-                segments = aligner.recognise_phones(read_wav(r["path"], SAMPLE_RATE))
-                known[r["id"]] = [[s.phone, s.start, s.end] for s in segments]
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_name(cache.name + ".partial")
-        tmp.write_text(json.dumps(known))
-        tmp.replace(cache)
     return known
 
 

@@ -10,11 +10,13 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class LoopOptions:
     save_every: int = 250
     log_every: int = 50
     seed: int = 0
+    signature: dict = field(default_factory=dict)  # what an interrupted run must match to resume
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -66,8 +69,14 @@ def run_loop(
         optimiser, options.steps, eta_min=options.lr * 0.05
     )
     step = 0
+    signature = {"steps": options.steps, "lr": options.lr, "seed": options.seed} | options.signature
     if state_path.is_file():
         state = torch.load(state_path, weights_only=False)
+        if state.get("signature") != signature:
+            raise EngineError(
+                f"{state_path} is an interrupted run with other options ({state.get('signature')}); "
+                "run it again with those, or delete the file to start over"
+            )
         modules.load_state_dict(state["modules"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
@@ -102,12 +111,12 @@ def run_loop(
             progress.show(step, summary)
             last, recent = summary, {}
         if step % options.save_every == 0 and step < options.steps:
-            _save_state(state_path, modules, optimiser, schedule, step, rng)
+            _save_state(state_path, modules, optimiser, schedule, step, rng, signature)
     modules.eval()
     return last
 
 
-def _save_state(path, modules, optimiser, schedule, step, rng) -> None:
+def _save_state(path, modules, optimiser, schedule, step, rng, signature) -> None:
     tmp = path.with_name(path.name + ".partial")
     torch.save(
         {
@@ -118,6 +127,7 @@ def _save_state(path, modules, optimiser, schedule, step, rng) -> None:
             "numpy_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
+            "signature": signature,
         },
         tmp,
     )

@@ -63,6 +63,8 @@ def _balanced(
     corpus: Corpus, indices: list[int], rng: np.random.Generator, count: int
 ) -> list[int]:
     """Items drawn with every present emotion equally likely."""
+    if not indices:
+        raise EngineError("no training utterances to draw from; check the corpus splits")
     by_emotion: dict[int, list[int]] = {}
     for i in indices:
         by_emotion.setdefault(corpus.items[i].emotion, []).append(i)
@@ -152,6 +154,22 @@ def _with_lookahead(checkpoint: Checkpoint, lookahead_hops: int) -> Checkpoint:
     return moved
 
 
+def _signature(options: StageOptions, stage: str) -> dict:
+    return _signature_of({k: v for k, v in asdict(options).items() if k != "extra"}, stage)
+
+
+def _signature_of(options: dict, stage: str) -> dict:
+    """The options that change what a stage learns (JSON-comparable)."""
+    keys = ["steps", "batch", "lr", "seed", "lookahead_hops"]
+    if stage == "disentangle":
+        keys += ["without", "lambda_cla", "lambda_con"]
+    picked = {k: options.get(k) for k in keys}
+    picked["steps"] = picked["steps"] or DEFAULT_STEPS[stage]
+    if "without" in picked:
+        picked["without"] = sorted(picked["without"] or [])
+    return picked
+
+
 def train_stage(
     stage: str, corpus: Corpus, run: Path, options: StageOptions, start_from: Path | None = None
 ) -> Path:
@@ -161,12 +179,19 @@ def train_stage(
         raise EngineError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     run.mkdir(parents=True, exist_ok=True)
     out = stage_path(run, stage)
+    wanted = _signature(options, stage)
     if out.is_file():
+        done = load_checkpoint(out).info.get("stages", {}).get(stage, {}).get("options")
+        if done is not None and _signature_of(done, stage) != wanted:
+            raise EngineError(
+                f"{out} was trained with other options ({done}); delete it to train again "
+                "or choose another --run folder"
+            )
         logger.info("%s is finished (%s); delete it to train again", stage, out)
         return out
     checkpoint = _start(run, stage, options, corpus, start_from)
     steps = options.steps or DEFAULT_STEPS[stage]
-    loop = LoopOptions(steps=steps, lr=options.lr, seed=options.seed)
+    loop = LoopOptions(steps=steps, lr=options.lr, seed=options.seed, signature=wanted)
     started = time.monotonic()
     trainer = {
         "emotion": _emotion,
@@ -431,10 +456,8 @@ def _landmarks(checkpoint, corpus, run, loop, options) -> dict:
             faces = np.resize(item.targets[span], (length, *item.targets.shape[1:]))
             if rng.random() < 0.5:  # emotion as the voice says, or as a user sets it
                 code = voice[i]
-            else:
+            else:  # targets carry the take's intensity (neutral: none), and so does the code
                 code = neutral_code + item.intensity * (means[item.emotion] - neutral_code)
-                if item.emotion == EMOTIONS.index("neutral") or item.kind == "ravdess":
-                    code = means[item.emotion]
             neutral, faces = augment_identity(canonical, faces.astype(np.float64), rng)
             cs.append(c)
             es.append(np.repeat(code[None], length, axis=0))

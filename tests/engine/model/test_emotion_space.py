@@ -1,22 +1,16 @@
 import numpy as np
 import pytest
-import torch
 
 from engine.audio.frontend import AudioFrontEnd
 from engine.errors import EngineError
-from engine.model.checkpoint import new_checkpoint
 from engine.model.emotion_space import EmotionSpace, VoiceEmotion
 from engine.model.networks import ModelConfig
+from tests.engine.model.helpers import random_checkpoint
 
 
 @pytest.fixture
 def space():
-    torch.manual_seed(0)
-    checkpoint = new_checkpoint(ModelConfig(emotion_dim=6))
-    checkpoint.means = torch.randn(8, 6)
-    checkpoint.counts = torch.tensor([5.0, 5, 0, 5, 5, 5, 5, 5])  # no contempt
-    checkpoint.model.eval()
-    return EmotionSpace(checkpoint)
+    return EmotionSpace(random_checkpoint(ModelConfig(emotion_dim=6)))
 
 
 def test_category_intensity_moves_from_neutral_to_the_cluster_mean(space):

@@ -3,22 +3,15 @@ import pytest
 import torch
 
 from engine.errors import EngineError
-from engine.model.checkpoint import load_checkpoint, new_checkpoint, save_checkpoint
+from engine.model.checkpoint import load_checkpoint, save_checkpoint
 from engine.model.inference import LandmarkModel
 from engine.model.networks import ModelConfig
+from tests.engine.model.helpers import random_checkpoint
 
 
 @pytest.fixture
 def checkpoint():
-    torch.manual_seed(0)
-    checkpoint = new_checkpoint(
-        ModelConfig(content_dim=32, emotion_dim=8, identity_dim=8, hidden=32)
-    )
-    checkpoint.means = torch.randn(8, 8)
-    checkpoint.counts = torch.tensor([4.0, 4, 0, 4, 4, 4, 4, 4])
-    checkpoint.info = {"train_speakers": ["a"], "stages": {}}
-    checkpoint.model.eval()
-    return checkpoint
+    return random_checkpoint(ModelConfig(content_dim=32, emotion_dim=8, identity_dim=8, hidden=32))
 
 
 def test_shapes_at_every_boundary(checkpoint):
@@ -96,3 +89,15 @@ def test_stripped_half_precision_checkpoint_keeps_only_some_networks(checkpoint,
     full = tmp_path / "full.safetensors"
     save_checkpoint(checkpoint, full)
     assert path.stat().st_size < full.stat().st_size / 2
+
+
+def test_untrained_networks_are_refused(checkpoint, tmp_path):
+    """A stripped ablation file holds no trained landmark networks: no random landmarks."""
+    path = tmp_path / "ablation.safetensors"
+    save_checkpoint(checkpoint, path, networks=("content", "emotion", "decoder", "classifier"))
+    with pytest.raises(EngineError, match="'landmarks' stage"):
+        LandmarkModel(load_checkpoint(path))
+    with pytest.raises(EngineError, match="shorter than one 40 ms"):
+        LandmarkModel(checkpoint).predict(
+            np.zeros((0, 28, 12), np.float32), np.zeros(8), np.zeros((68, 2))
+        )

@@ -2,20 +2,16 @@
 
 import numpy as np
 import pytest
-import torch
 
 from engine.audio.frontend import AudioFrontEnd, FrontEndOptions
-from engine.model.checkpoint import new_checkpoint
 from engine.model.inference import LandmarkModel
 from engine.model.networks import ModelConfig
+from tests.engine.model.helpers import random_checkpoint
 
 
 @pytest.fixture
 def model():
-    torch.manual_seed(3)
-    checkpoint = new_checkpoint(ModelConfig(lookahead_hops=4))
-    checkpoint.model.eval()
-    return LandmarkModel(checkpoint)
+    return LandmarkModel(random_checkpoint(ModelConfig(lookahead_hops=4), seed=3))
 
 
 def test_frame_by_frame_equals_whole_sequence(model, speech):

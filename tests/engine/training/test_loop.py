@@ -49,3 +49,17 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     for a, b in zip(straight, net.parameters(), strict=True):
         torch.testing.assert_close(a, b.detach())
     assert losses["mse"] < 1.0
+
+
+def test_an_interrupted_run_is_not_resumed_with_other_options(tmp_path):
+    from engine.errors import EngineError
+
+    net, step = _problem()
+    options = LoopOptions(steps=30, save_every=10, seed=5, signature={"without": ["cross"]})
+    with pytest.raises(Interrupted):
+        run_loop(
+            "t", tmp_path / "s.pt", net, list(net.parameters()), lambda rng: step(rng, 15), options
+        )
+    other = LoopOptions(steps=30, save_every=10, seed=5, signature={"without": []})
+    with pytest.raises(EngineError, match="other options"):
+        run_loop("t", tmp_path / "s.pt", net, list(net.parameters()), step, other)

@@ -9,14 +9,14 @@ import pytest
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("mediapipe")
 
-from engine.data.build import BuildConfig, build  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
-from engine.model.checkpoint import load_checkpoint  # noqa: E402
-from engine.model.emotion_space import EmotionSpace  # noqa: E402
-from engine.model.inference import LandmarkModel  # noqa: E402
-from engine.training.corpus import load_corpus  # noqa: E402
-from engine.training.names import STAGES  # noqa: E402
-from engine.training.stages import StageOptions, train_stage  # noqa: E402
+from engine.data.build import BuildConfig, build
+from engine.errors import EngineError
+from engine.model.checkpoint import load_checkpoint
+from engine.model.emotion_space import EmotionSpace
+from engine.model.inference import LandmarkModel
+from engine.training.corpus import load_corpus
+from engine.training.names import STAGES
+from engine.training.stages import StageOptions, train_stage
 
 
 @pytest.fixture(scope="module")
