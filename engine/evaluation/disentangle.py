@@ -30,8 +30,9 @@ from engine.training.stages import encode_emotions
 FRAMES_PER_PAIR = 16
 
 
-def held_out(corpus: Corpus, checkpoint: Checkpoint) -> list[int]:
-    trained = set(checkpoint.info.get("train_speakers", []))
+def held_out(corpus: Corpus, checkpoints: list[Checkpoint]) -> list[int]:
+    """RAVDESS utterances of speakers none of the checkpoints was trained on."""
+    trained = {s for c in checkpoints for s in c.info.get("train_speakers", [])}
     return [
         i
         for i, item in enumerate(corpus.items)
@@ -60,10 +61,9 @@ def silhouette(codes: np.ndarray, labels: np.ndarray) -> float:
 
 @torch.no_grad()
 def measure(
-    checkpoint: Checkpoint, corpus: Corpus, seed: int = 0
+    checkpoint: Checkpoint, corpus: Corpus, indices: list[int], seed: int = 0
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     model = checkpoint.model.eval()
-    indices = held_out(corpus, checkpoint)
     if not indices:
         raise EngineError("the corpus has no RAVDESS speakers this checkpoint was not trained on")
     codes = encode_emotions(checkpoint, [corpus.items[i].speech for i in indices])

@@ -94,3 +94,16 @@ def test_ablation_switch_and_missing_previous_stage(corpus, tmp_path):
     )
     info = load_checkpoint(out).info["stages"]["disentangle"]
     assert "cross" not in info["final_losses"] and "self" in info["final_losses"]
+    with pytest.raises(EngineError, match="other options"):  # same folder, other losses
+        train_stage("disentangle", corpus, tmp_path / "wo", StageOptions(steps=2, batch=4))
+
+    from engine.evaluation.disentangle import evaluate_disentangle
+
+    full = train_stage("disentangle", corpus, tmp_path, options)
+    variants = {"full": load_checkpoint(full), "without-cross": load_checkpoint(out)}
+    result = evaluate_disentangle(variants, corpus, png=tmp_path / "codes.png")["variants"]
+    assert result["full"]["utterances"] == result["without-cross"]["utterances"] > 0
+    for metrics in result.values():
+        assert 0 <= metrics["emotion_accuracy"] <= 1 and -1 <= metrics["silhouette"] <= 1
+        assert metrics["cross_mse"] > 0 and metrics["content_gap"] >= 0
+    assert (tmp_path / "codes.png").stat().st_size > 1000
