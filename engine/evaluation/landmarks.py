@@ -25,12 +25,12 @@ from engine.audio.frontend import FrontEndOptions, analyse_offline
 from engine.constants import JAW, MOUTH, SAMPLE_RATE, VIDEO_FPS
 from engine.data.clips import load_clips
 from engine.errors import EngineError
-from engine.face.landmarks68 import to_ibug68
+from engine.face.neutral import neutral_face
 from engine.face.tracking import track_video
 from engine.model.emotion_space import EmotionSpace
 from engine.model.inference import LandmarkModel
 from engine.targets.teacher import PERCENT, read_media_audio
-from engine.targets.visemes import inner_lip_opening, landmark_distances, rest_mouth
+from engine.targets.visemes import inner_lip_opening, landmark_distances
 
 METRICS = ("M-LD", "M-LVD", "F-LD", "F-LVD")
 #: How far each point moves down when the jaw opens, relative to the lower lip's centre.
@@ -93,8 +93,7 @@ def evaluate_clip(
         raise EngineError(f"{path.name}: no face was tracked")
     tracked = track.frontal68[valid][..., :2].astype(np.float64)
     times = (track.times - track.times[0])[valid]
-    neutral = to_ibug68(track.reference)[:, :2].astype(np.float64)
-    neutral[MOUTH.start : MOUTH.stop] = rest_mouth(tracked[:, MOUTH.start : MOUTH.stop])
+    neutral = neutral_face(track)[:, :2]
     audio = read_media_audio(path, SAMPLE_RATE)
     windows, levels, _ = analyse_offline(audio, FrontEndOptions(window=model.window))
     try:
