@@ -78,6 +78,16 @@ def _disentangle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alignment(args: argparse.Namespace) -> int:
+    from engine.face.align3d import evaluate_alignment
+
+    result = evaluate_alignment(args.clips)
+    if not args.per_clip:
+        result.pop("per_clip")
+    _print(result, args.json, f"3d: {result['3d']}\n2d: {result['2d']}")
+    return 0
+
+
 def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="evaluate the audio-to-landmark models")
     kinds = evaluate.add_subparsers(dest="eval", required=True)
@@ -113,3 +123,11 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     )
     common(disentangle)
     disentangle.set_defaults(handler=_disentangle)
+
+    alignment = kinds.add_parser(
+        "alignment", help="3D-aware alignment (eq. 8) against 2D pasting on real clips"
+    )
+    alignment.add_argument("--clips", type=Path, default=SHARED / "talking", help="videos")
+    alignment.add_argument("--per-clip", action="store_true")
+    alignment.add_argument("--json", action="store_true")
+    alignment.set_defaults(handler=_alignment)

@@ -56,3 +56,42 @@ def alignment_errors(
             "contour_pixels": float(error[:, JAW.start : JAW.stop].mean()),
         }
     return results
+
+
+def evaluate_alignment(clips_dir, cache_dir=None) -> dict:
+    """``evp eval alignment``: 3D-aware alignment against 2D pasting on real clips.
+
+    Each tracked frame's own frontal x, y is put back into the image with the clip's
+    canonical depth (3d) or flat (2d); errors are against the tracked image landmarks.
+    """
+    from pathlib import Path
+
+    from engine.data.clips import load_clips
+    from engine.face.neutral import neutral_face
+    from engine.face.pose import rotation_angles
+    from engine.face.tracking import track_video
+
+    clips, _ = load_clips(Path(clips_dir))
+    per_clip = {}
+    for clip in clips:
+        track = track_video(clip.path, cache_dir=cache_dir)
+        valid = track.valid
+        pose = Pose(track.rotation[valid], track.translation[valid], track.scale[valid])
+        errors = alignment_errors(
+            track.landmarks68[valid][..., :2],
+            track.frontal68[valid][..., :2],
+            neutral_face(track)[:, 2],
+            pose,
+        )
+        angles = np.abs(rotation_angles(pose.rotation)).max(axis=0)
+        per_clip[clip.path.stem] = errors | {
+            "max_abs_yaw_pitch_roll_degrees": [round(float(a), 1) for a in angles]
+        }
+    mean = lambda method, key: round(float(np.mean([c[method][key] for c in per_clip.values()])), 3)
+    keys = ("pixels", "percent_iod", "contour_pixels")
+    return {
+        "3d": {k: mean("3d", k) for k in keys},
+        "2d": {k: mean("2d", k) for k in keys},
+        "clips": len(per_clip),
+        "per_clip": per_clip,
+    }

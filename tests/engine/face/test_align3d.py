@@ -49,3 +49,12 @@ def test_on_a_real_clip_3d_beats_2d_pasting(shared_data):
         pose,
     )
     assert errors["3d"]["pixels"] < 0.7 * errors["2d"]["pixels"]
+
+
+def test_alignment_evaluation_command_on_the_real_clips(shared_data):
+    from engine.face.align3d import evaluate_alignment
+
+    result = evaluate_alignment(shared_data / "talking")
+    assert result["clips"] == 5
+    assert result["3d"]["pixels"] < 0.25 * result["2d"]["pixels"]
+    assert result["3d"]["contour_pixels"] < result["2d"]["contour_pixels"]
