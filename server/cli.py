@@ -80,7 +80,7 @@ def _bench_frontend(args: argparse.Namespace) -> int:
         "per_frame_ms_median": round(per_frame_ms, 4),
         "per_frame_ms_best": round(1000 * min(costs), 4),
         "realtime_factor": round(1000 * SAMPLES_PER_VIDEO_FRAME / SAMPLE_RATE / per_frame_ms, 1),
-        "input": "48 kHz stereo int16, 20 ms frames (downmix + resample + VAD + MFCC windows)",
+        "input": "48 kHz stereo int16, 20 ms frames (downmix + resample + VAD + MFCC windows + prosody)",
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -38,6 +38,27 @@ def speech(shared_data: Path) -> np.ndarray:
     return read_wav(shared_data / "speech" / "evp_obama.wav", SAMPLE_RATE)[: 12 * SAMPLE_RATE]
 
 
+def tiny_corpus_config(
+    shared_data: Path, root: Path, actors: tuple[str, ...], pattern: str, **sizes
+):
+    """A corpus BuildConfig small enough for a test: RAVDESS ``actors`` (files matching
+    ``pattern``) linked under ``root``, plus the real clips and MEAD; ``sizes`` override
+    sentences, voices, intensities, shard_size and pairs per sentence."""
+    from engine.data.build import BuildConfig
+
+    ravdess = root / "ravdess"
+    for actor in actors:
+        (ravdess / actor).mkdir(parents=True)
+        for wav in (shared_data / "ravdess" / actor).glob(pattern):
+            os.symlink(wav, ravdess / actor / wav.name)
+    return BuildConfig(
+        ravdess=str(ravdess),
+        clips=str(shared_data / "talking"),
+        mead=str(shared_data / "mead"),
+        **sizes,
+    )
+
+
 class RunningServer:
     def __init__(self, runner: web.AppRunner, url: str) -> None:
         self.runner = runner

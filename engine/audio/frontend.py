@@ -1,6 +1,6 @@
 """The streaming audio front-end: PCM in, one analysed record per 40 ms video frame out.
 
-    PCM (any rate, any layout) -> mono float32 -> 16 kHz -> { MFCC windows, level, VAD }
+    PCM (any rate, any layout) -> mono float32 -> 16 kHz -> { MFCC windows, hop prosody, level, VAD }
 
 For every video frame k (16 kHz samples [640k, 640k + 640)) it emits a FrameFeatures once
 that frame's look-ahead has arrived. ``finish()`` flushes the end of a stream, so a whole

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.errors import EngineError
@@ -96,8 +96,6 @@ def load_checkpoint(path: Path | None = None) -> Checkpoint:
     if not path.is_file():
         raise EngineError(f"no model checkpoint at {path}; train one with `evp train all`")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         tensors = load_file(str(path))

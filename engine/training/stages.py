@@ -13,7 +13,7 @@ any stage's output can be loaded and run. Only ``train`` split speakers are used
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,6 @@ class StageOptions:
     without: tuple[str, ...] = ()  # disentangle ablation: losses left out
     lambda_cla: float = 1.0
     lambda_con: float = 1.0
-    extra: dict = field(default_factory=dict)
 
 
 def stage_path(run: Path, stage: str) -> Path:
@@ -155,7 +154,7 @@ def _with_lookahead(checkpoint: Checkpoint, lookahead_hops: int) -> Checkpoint:
 
 
 def _signature(options: StageOptions, stage: str) -> dict:
-    return _signature_of({k: v for k, v in asdict(options).items() if k != "extra"}, stage)
+    return _signature_of(asdict(options), stage)
 
 
 def _signature_of(options: dict, stage: str) -> dict:
@@ -208,7 +207,7 @@ def train_stage(
         "steps": steps,
         "seconds": round(time.monotonic() - started, 1),
         "final_losses": {k: round(v, 5) for k, v in final.items()},
-        "options": {k: v for k, v in asdict(options).items() if k != "extra"},
+        "options": asdict(options),
     }
     save_checkpoint(checkpoint, out)
     (run / f"{stage}.state.pt").unlink(missing_ok=True)

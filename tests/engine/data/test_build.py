@@ -1,5 +1,4 @@
 import json
-import os
 
 import numpy as np
 import pytest
@@ -7,25 +6,22 @@ import pytest
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("mediapipe")
 
-from engine.data.build import BuildConfig, build, open_dataset  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
+from engine.data.build import build, open_dataset
+from engine.errors import EngineError
+from tests.conftest import tiny_corpus_config
 
 
 @pytest.fixture
 def tiny(shared_data, tmp_path):
-    ravdess = tmp_path / "ravdess"
-    for actor in ("Actor_01", "Actor_02", "Actor_03"):
-        (ravdess / actor).mkdir(parents=True)
-        for wav in (shared_data / "ravdess" / actor).glob("*-01-01-*.wav"):  # normal intensity
-            os.symlink(wav, ravdess / actor / wav.name)
-    return BuildConfig(
+    return tiny_corpus_config(
+        shared_data,
+        tmp_path,
+        ("Actor_01", "Actor_02", "Actor_03"),
+        "*-01-01-*.wav",  # normal intensity
         sentences=2,
         voices=2,
         intensities=(1.0,),
         shard_size=8,
-        ravdess=str(ravdess),
-        clips=str(shared_data / "talking"),
-        mead=str(shared_data / "mead"),
         ravdess_pairs_per_sentence=3,
     )
 

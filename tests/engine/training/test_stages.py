@@ -1,15 +1,13 @@
 """Every training stage on a tiny corpus: checkpoints load and run, stages chain, bad
 requests get clear errors."""
 
-import os
-
 import numpy as np
 import pytest
 
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("mediapipe")
 
-from engine.data.build import BuildConfig, build
+from engine.data.build import build
 from engine.errors import EngineError
 from engine.model.checkpoint import load_checkpoint
 from engine.model.emotion_space import EmotionSpace
@@ -17,24 +15,21 @@ from engine.model.inference import LandmarkModel
 from engine.training.corpus import load_corpus
 from engine.training.names import STAGES
 from engine.training.stages import StageOptions, train_stage
+from tests.conftest import tiny_corpus_config
 
 
 @pytest.fixture(scope="module")
 def corpus(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    ravdess = root / "ravdess"
-    for actor in ("Actor_03", "Actor_04", "Actor_05", "Actor_06"):
-        (ravdess / actor).mkdir(parents=True)
-        for wav in (shared_data / "ravdess" / actor).glob("*.wav"):
-            os.symlink(wav, ravdess / actor / wav.name)
-    config = BuildConfig(
+    config = tiny_corpus_config(
+        shared_data,
+        root,
+        ("Actor_03", "Actor_04", "Actor_05", "Actor_06"),
+        "*.wav",
         sentences=2,
         voices=1,
         intensities=(1.0,),
         shard_size=16,
-        ravdess=str(ravdess),
-        clips=str(shared_data / "talking"),
-        mead=str(shared_data / "mead"),
         ravdess_pairs_per_sentence=4,
     )
     build(config, root / "corpus")
