@@ -198,7 +198,10 @@ class EvpServer:
             except AvatarError as e:
                 logger.warning("skipping avatar %s: %s", name, e)
                 continue
-            avatars.append({k: v for k, v in manifest.to_json().items() if k != "frames_file"})
+            public = ("name", "kind", "source", "licence", "fps", "frame_count", "width", "height")
+            avatars.append(
+                {k: getattr(manifest, k) for k in public} | {"validation": manifest.validation}
+            )
         return web.json_response({"default": self.settings.default_avatar, "avatars": avatars})
 
     async def list_emotions(self, request: web.Request) -> web.Response:

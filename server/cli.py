@@ -92,6 +92,17 @@ def _bench_transport(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_generator(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.avatar.benchmark import bench_generator
+    from engine.avatar.bundle import AvatarLibrary
+
+    avatar = AvatarLibrary(args.avatars).get(args.avatar)
+    print(json.dumps(bench_generator(avatar, args.frames, args.threads), indent=2))
+    return 0
+
+
 def _data_build(args: argparse.Namespace) -> int:
     import json
 
@@ -129,11 +140,27 @@ def _teacher_error(args: argparse.Namespace) -> int:
     return 0
 
 
-def _avatar_placeholder(args: argparse.Namespace) -> int:
-    from engine.avatar.placeholder import build_placeholder
+def _avatar_build(args: argparse.Namespace) -> int:
+    try:
+        from engine.avatar.build import BuildOptions, build_avatar
+    except ImportError as e:
+        raise EngineError(
+            f"building avatars needs the avatar and train extras ({e.name} is missing): "
+            "pip install -e '.[avatar,train]'"
+        ) from e
 
-    path = build_placeholder(args.out, args.name)
-    print(f"evp: wrote placeholder avatar to {path}")
+    options = BuildOptions(
+        steps=args.steps,
+        size=args.size,
+        seed=args.seed,
+        source_note=args.source_note or "",
+        licence=args.licence,
+        force=args.force,
+        max_seconds=args.max_seconds,
+    )
+    args.avatars.mkdir(parents=True, exist_ok=True)
+    path = build_avatar(args.source, args.name, args.avatars, options)
+    print(path)
     return 0
 
 
@@ -202,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument("--url", help="a running server (default: start one in-process)")
     transport.set_defaults(handler=_bench_transport)
 
+    generator = bench_commands.add_parser(
+        "generator", help="per-frame cost of an avatar's face rendering (ONNX Runtime, CPU)"
+    )
+    generator.add_argument("--avatar", default="default")
+    generator.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS)
+    generator.add_argument("--frames", type=int, default=200)
+    generator.add_argument(
+        "--threads", type=int, help="ONNX Runtime threads (default: cores, max 4)"
+    )
+    generator.set_defaults(handler=_bench_generator)
+
     data = commands.add_parser("data", help="training and evaluation data")
     data_commands = data.add_subparsers(dest="data", required=True)
     from engine.data.build import SHARED
@@ -242,10 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     avatar = commands.add_parser("avatar", help="build avatar bundles")
     avatar_commands = avatar.add_subparsers(dest="avatar", required=True)
-    placeholder = avatar_commands.add_parser("placeholder", help="the astronaut placeholder avatar")
-    placeholder.add_argument("--out", type=Path, default=DEFAULT_AVATARS / "default")
-    placeholder.add_argument("--name", default="default")
-    placeholder.set_defaults(handler=_avatar_placeholder)
+    build = avatar_commands.add_parser(
+        "build", help="build an avatar from a video (any fps; resampled to 25) or a photo"
+    )
+    build.add_argument("source", type=Path, help="video file or photo")
+    build.add_argument("--name", required=True, help="avatar name: a-z, 0-9, '-', '_'")
+    build.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS, help="bundle directory")
+    build.add_argument("--steps", type=int, default=1500, help="generator training steps")
+    build.add_argument("--size", type=int, default=256, help="generator crop size, pixels")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument(
+        "--max-seconds", type=float, default=30.0, help="use at most this much video"
+    )
+    build.add_argument("--source-note", help="describe the source in the manifest")
+    build.add_argument(
+        "--licence", default="unspecified: the builder's own material", help="the source's licence"
+    )
+    build.add_argument("--force", action="store_true", help="replace an avatar of the same name")
+    build.set_defaults(handler=_avatar_build)
 
     add_train_commands(commands)
     add_eval_commands(commands)

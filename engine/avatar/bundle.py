@@ -1,22 +1,38 @@
-"""Avatar bundles on disk (DESIGN §5): a directory with ``manifest.json`` and its loop.
+"""Avatar bundles on disk (DESIGN §5): a directory with ``manifest.json`` and its data.
 
-This module reads what the renderer needs today: the manifest and the looped target
-frames. Later formats add landmarks, poses, edge maps and generator weights; the
-``format_version`` field tells readers what to expect.
+Format 2, written by ``evp avatar build`` (engine.avatar.build):
+
+    manifest.json          what is in the bundle, its source and licence, crop box,
+                           generator layout, held-out frames and validation figures
+    loop.mp4               the target video, 25 fps, played forward then backward
+    track.npz              per frame: tracked iBUG-68 image landmarks (T, 68, 2), the
+                           smoothed pose (rotation (T, 3, 3), translation (T, 3),
+                           scale (T,)), the outside-face edge maps on the crop
+                           (T, S, S/8 bit-packed); once: the neutral face (68, 3)
+    generator.safetensors  the per-avatar generator (PyTorch), its layout in metadata
+    generator.onnx         the same network for ONNX Runtime
+    validation.png         real vs generated held-out frames
 """
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
+from engine.avatar.crop import CropBox
 from engine.errors import AvatarError
+from engine.face.pose import Pose
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+TRACK_FILE = "track.npz"
+GENERATOR_FILE = "generator.safetensors"
+GENERATOR_ONNX = "generator.onnx"
+LOOP_FILE = "loop.mp4"
+VALIDATION_PNG = "validation.png"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -34,7 +50,7 @@ def validate_name(name: str) -> str:
 class AvatarManifest:
     name: str
     format_version: int
-    kind: str  # "placeholder" (a still with synthetic motion) or "video"
+    kind: str  # "video" or "photo" (a still with a synthesised idle loop)
     source: str
     licence: str
     fps: int
@@ -42,6 +58,11 @@ class AvatarManifest:
     width: int
     height: int
     frames_file: str
+    crop: dict  # {"x", "y", "size"}: the square face crop in frame pixels
+    generator: dict  # {"size", "widths", "blocks", "weights", "onnx"}
+    held_out: list  # loop frame indices kept out of generator training
+    validation: dict = field(default_factory=dict)  # engine.evaluation.avatar figures
+    build: dict = field(default_factory=dict)  # command, steps, seconds, versions
 
     @classmethod
     def read(cls, directory: Path) -> "AvatarManifest":
@@ -55,7 +76,7 @@ class AvatarManifest:
         if data.get("format_version") != FORMAT_VERSION:
             raise AvatarError(
                 f"{path}: format_version {data.get('format_version')!r} is not supported "
-                f"(this build reads {FORMAT_VERSION}); rebuild the avatar"
+                f"(this build reads {FORMAT_VERSION}); rebuild it with `evp avatar build`"
             )
         try:
             return cls(
@@ -69,22 +90,103 @@ class AvatarManifest:
                 width=int(data["width"]),
                 height=int(data["height"]),
                 frames_file=str(data["frames_file"]),
+                crop={k: int(data["crop"][k]) for k in ("x", "y", "size")},
+                generator=dict(data["generator"]),
+                held_out=[int(i) for i in data["held_out"]],
+                validation=dict(data.get("validation", {})),
+                build=dict(data.get("build", {})),
             )
-        except KeyError as e:
-            raise AvatarError(f"{path} lacks the field {e.args[0]!r}") from e
+        except (KeyError, TypeError) as e:
+            raise AvatarError(f"{path} lacks or garbles the field {e.args[0]!r}") from e
+
+    @property
+    def crop_box(self) -> CropBox:
+        return CropBox(**self.crop)
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return asdict(self)
+
+    def write(self, directory: Path) -> None:
+        write_atomic(directory / MANIFEST, json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class AvatarTrack:
+    """Per-frame geometry of the loop. T frames, S the generator size."""
+
+    landmarks: np.ndarray  # (T, 68, 2) float32 tracked image landmarks, pixels
+    pose: Pose  # smoothed: (T, 3, 3), (T, 3), (T,)
+    neutral: np.ndarray  # (68, 3) frontal neutral face: x, y for the model, z the depth
+    edges: np.ndarray  # (T, S, S/8) uint8 bit-packed outside-face edges on the crop
+
+    def edge_map(self, index: int) -> np.ndarray:
+        """(S, S) uint8, 255 on edges."""
+        return np.unpackbits(self.edges[index], axis=-1) * np.uint8(255)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez_compressed(
+            tmp,
+            landmarks=self.landmarks.astype(np.float32),
+            rotation=self.pose.rotation.astype(np.float32),
+            translation=self.pose.translation.astype(np.float32),
+            scale=self.pose.scale.astype(np.float32),
+            neutral=self.neutral.astype(np.float32),
+            edges=self.edges,
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, frame_count: int) -> "AvatarTrack":
+        try:
+            with np.load(path) as data:
+                track = cls(
+                    landmarks=data["landmarks"],
+                    pose=Pose(data["rotation"], data["translation"], data["scale"]),
+                    neutral=data["neutral"],
+                    edges=data["edges"],
+                )
+        except FileNotFoundError as e:
+            raise AvatarError(f"missing {path}: rebuild the avatar with `evp avatar build`") from e
+        except (OSError, ValueError, KeyError) as e:
+            raise AvatarError(f"{path} is unreadable ({e}): rebuild the avatar") from e
+        lengths = {len(track.landmarks), len(track.pose.scale), len(track.edges)}
+        if lengths != {frame_count}:
+            raise AvatarError(f"{path} holds {lengths} frames, the manifest {frame_count}")
+        return track
+
+
+def pack_edges(edges: np.ndarray) -> np.ndarray:
+    """(..., S, S) uint8 edge maps (0 or 255) -> (..., S, S/8) bit-packed."""
+    return np.packbits(edges > 0, axis=-1)
 
 
 class Avatar:
-    """A loaded avatar: its manifest and its loop frames, (T, H, W, 3) uint8 RGB."""
+    """A loaded avatar: manifest, loop frames (T, H, W, 3) uint8 RGB, per-frame track."""
 
-    def __init__(self, manifest: AvatarManifest, frames: np.ndarray) -> None:
+    def __init__(
+        self, manifest: AvatarManifest, frames: np.ndarray, track: AvatarTrack, directory: Path
+    ) -> None:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise AvatarError(f"avatar frames must be (T, H, W, 3) uint8, got {frames.shape}")
         self.manifest = manifest
         self.frames = frames
+        self.track = track
+        self.directory = directory
+
+    @property
+    def generator_onnx(self) -> Path:
+        return self.directory / self.manifest.generator["onnx"]
+
+    @property
+    def generator_weights(self) -> Path:
+        return self.directory / self.manifest.generator["weights"]
 
     @property
     def size(self) -> tuple[int, int]:
@@ -112,7 +214,8 @@ class Avatar:
                 f"{directory}: manifest says {manifest.frame_count} frames, "
                 f"{manifest.frames_file} has {frames.shape[0]}"
             )
-        return cls(manifest, frames)
+        track = AvatarTrack.load(directory / TRACK_FILE, manifest.frame_count)
+        return cls(manifest, frames, track, directory)
 
 
 def read_video_frames(path: Path) -> np.ndarray:

@@ -88,8 +88,18 @@ def _alignment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _avatar(args: argparse.Namespace) -> int:
+    from engine.avatar.bundle import AvatarLibrary
+    from engine.evaluation.avatar import evaluate_avatar
+
+    avatar = AvatarLibrary(args.avatars).get(args.avatar)
+    result = evaluate_avatar(avatar, png=args.png)
+    _print(result, args.json, ", ".join(f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
 def add_eval_commands(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="evaluate the audio-to-landmark models")
+    evaluate = commands.add_parser("eval", help="evaluate the models and avatars")
     kinds = evaluate.add_subparsers(dest="eval", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
@@ -131,3 +141,14 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     alignment.add_argument("--per-clip", action="store_true")
     alignment.add_argument("--json", action="store_true")
     alignment.set_defaults(handler=_alignment)
+
+    from server.settings import DEFAULT_AVATARS
+
+    avatar = kinds.add_parser(
+        "avatar", help="SSIM/PSNR of an avatar's generator on its held-out frames"
+    )
+    avatar.add_argument("--avatar", default="default", help="avatar name")
+    avatar.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS, help="bundle directory")
+    avatar.add_argument("--json", action="store_true", help="print the result as JSON")
+    avatar.add_argument("--png", type=Path, help="write real (top) vs generated (bottom) crops")
+    avatar.set_defaults(handler=_avatar)

@@ -168,6 +168,19 @@ def track_frames(
     return _fit(points, found, valid, _fill_times(times), size)
 
 
+def count_faces(frames: Iterable[np.ndarray], min_confidence: float = 0.5) -> list[int]:
+    """Faces in each (H, W, 3) uint8 RGB frame, by MediaPipe's full-range face detector
+    (FaceMesh's own detector is short-range and misses faces in wide frames)."""
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        raise EngineError("face detection needs mediapipe 0.10.21: pip install -e '.[avatar]'") from e
+    with mp.solutions.face_detection.FaceDetection(
+        model_selection=1, min_detection_confidence=min_confidence
+    ) as detector:
+        return [len(detector.process(frame).detections or []) for frame in frames]
+
+
 def interpolate_gaps(points: np.ndarray, found: np.ndarray, max_gap: int) -> np.ndarray:
     """Fill runs of at most max_gap missing frames between found frames, in place.
 

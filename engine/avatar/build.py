@@ -1,0 +1,309 @@
+"""``evp avatar build SOURCE --name NAME``: a video or photo -> an avatar bundle.
+
+Steps (each announced on stderr):
+
+ 1. read the source: a video resampled to 25 fps, or a photo (engine.avatar.source)
+ 2. photos only: synthesise an idle loop and open-mouth training frames (engine.avatar.photo)
+ 3. check for exactly one face; track it through every frame (engine.face.tracking)
+ 4. keep the longest stretch where the face is tracked; a stable crop box around it
+ 5. smooth the head pose over time; the neutral face and canonical depth
+ 6. crop samples: face crop, guidance map (sketch + outside-face Canny edges), mask
+ 7. train the generator on all but the held-out frames (resumable)
+ 8. write the bundle, export ONNX, validate on the held-out frames
+
+Work happens in ``<avatars>/.<name>.build/``; the bundle directory appears under its name
+only when everything succeeded, so an interrupted or failed build never looks complete.
+Running the same command again resumes generator training where it stopped.
+"""
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.avatar.bundle import (
+    FORMAT_VERSION,
+    GENERATOR_FILE,
+    GENERATOR_ONNX,
+    LOOP_FILE,
+    VALIDATION_PNG,
+    AvatarManifest,
+    AvatarTrack,
+    pack_edges,
+    validate_name,
+    write_video_frames,
+)
+from engine.avatar.crop import smooth_pose, stable_crop
+from engine.avatar.source import MIN_SECONDS, AvatarSourceError, Source, read_source
+from engine.constants import VIDEO_FPS
+from engine.errors import AvatarError
+
+MIN_FACE_PIXELS = 64  # outer-eye distance x ~2.5 ~ face width; below this there is no detail
+MIN_CROP_PIXELS = 96
+HELD_OUT = 0.1
+PHOTO_LOOP_FRAMES = 100
+PHOTO_MOUTH_FRAMES = 24
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    steps: int = 1500
+    size: int = 256
+    seed: int = 0
+    source_note: str = ""  # what the source is, for the manifest (default: the file name)
+    licence: str = "unspecified: the builder's own material"
+    force: bool = False  # replace an existing avatar of this name
+    max_seconds: float = 30.0
+
+
+def _say(step: int, text: str) -> None:
+    print(f"evp avatar build [{step}/8] {text}", file=sys.stderr, flush=True)
+
+
+def longest_run(valid: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of True in a (T,) bool array; (0, 0) if none."""
+    best, start = (0, 0), None
+    for i, v in enumerate(np.append(valid, False)):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+def _check_one_face(frames: np.ndarray, source: Path) -> None:
+    from engine.face.tracking import count_faces
+
+    picks = frames[np.linspace(0, len(frames) - 1, min(5, len(frames))).astype(int)]
+    counts = count_faces(picks)
+    if max(counts) == 0:
+        raise AvatarSourceError(
+            f"no face found in {source}: use a video or photo where one face looks at the camera"
+        )
+    if sum(c > 1 for c in counts) * 2 > len(counts) or (len(counts) == 1 and counts[0] > 1):
+        raise AvatarSourceError(
+            f"{source} shows {max(counts)} faces; an avatar needs exactly one: crop the "
+            "video or photo to one person"
+        )
+
+
+def _track(frames: np.ndarray):
+    from engine.face.tracking import TrackingError, track_frames
+
+    try:
+        return track_frames(((i / VIDEO_FPS, f) for i, f in enumerate(frames)), static_images=False)
+    except TrackingError as e:
+        raise AvatarSourceError(str(e)) from e
+
+
+def _source_key(source: Path, options: BuildOptions) -> str:
+    digest = hashlib.sha256()
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    keyed = {
+        k: v for k, v in asdict(options).items() if k not in ("force", "source_note", "licence")
+    }
+    digest.update(json.dumps(keyed, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _frames_and_tracks(source: Source, path: Path):
+    """-> loop frames, loop track, extra training frames, their track (photos only)."""
+    from engine.avatar.photo import idle_loop, mouth_frames
+    from engine.face.tracking import track_image
+
+    if source.kind == "video":
+        _check_one_face(source.frames, path)
+        _say(3, f"tracking the face through {len(source.frames)} frames")
+        return source.frames, _track(source.frames), None, None
+    _check_one_face(source.frames, path)
+    photo = source.frames[0]
+    face = track_image(photo).landmarks68[0, :, :2].astype(np.float64)
+    width = float(np.ptp(face[:, 0]))
+    if width < MIN_FACE_PIXELS:
+        raise AvatarSourceError(
+            f"the face in {path} is only {width:.0f} pixels wide; it needs at least "
+            f"{MIN_FACE_PIXELS}: use a larger or closer photo"
+        )
+    _say(2, f"photo: synthesising a {PHOTO_LOOP_FRAMES}-frame idle loop and mouth frames")
+    loop = idle_loop(photo, face, PHOTO_LOOP_FRAMES)
+    extra = mouth_frames(photo, face, PHOTO_MOUTH_FRAMES)
+    _say(3, "tracking the synthesised frames")
+    return loop, _track(loop), extra, _track(extra)
+
+
+def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions) -> Path:
+    """Build the bundle ``root/name``; returns its directory. Raises AvatarError."""
+    from engine.avatar.generator import GeneratorConfig, export_onnx, save_generator
+    from engine.avatar.samples import crop_sample
+    from engine.avatar.training import SampleSet, TrainOptions, train_generator
+    from engine.face.neutral import neutral_face
+    from engine.face.pose import Pose
+
+    validate_name(name)
+    source_path = Path(source_path)
+    final = root / name
+    if final.exists() and not options.force:
+        raise AvatarError(f"an avatar named {name!r} exists at {final}; pass --force to replace it")
+    started = time.monotonic()
+    _say(1, f"reading {source_path}")
+    source = read_source(source_path, options.max_seconds)
+
+    frames, track, extra, extra_track = _frames_and_tracks(source, source_path)
+    start, stop = longest_run(track.valid)
+    if stop - start < MIN_SECONDS * VIDEO_FPS:
+        raise AvatarSourceError(
+            f"the face is tracked in {int(track.valid.sum())} of {len(frames)} frames and its "
+            f"longest unbroken stretch is {(stop - start) / VIDEO_FPS:.1f} s; an avatar needs "
+            f"{MIN_SECONDS:.0f} s: use a clip where the face stays in view and unhidden"
+        )
+    if (start, stop) != (0, len(frames)):
+        _say(
+            4,
+            f"face lost in places: using frames {start}-{stop - 1} ({(stop - start) / VIDEO_FPS:.1f} s)",
+        )
+    frames = frames[start:stop]
+    landmarks = track.landmarks68[start:stop, :, :2].astype(np.float64)
+    all_points = landmarks
+    if extra is not None:
+        extra_valid = extra_track.valid
+        extra, extra_landmarks = extra[extra_valid], extra_track.landmarks68[extra_valid, :, :2]
+        all_points = np.concatenate([landmarks, extra_landmarks])
+    box = stable_crop(all_points, frames.shape[1:3])
+    if box.size < MIN_CROP_PIXELS:
+        raise AvatarSourceError(
+            f"the face in {source_path} is too small ({box.size} px crop); it needs a "
+            f"{MIN_CROP_PIXELS} px crop or more: use a closer or higher-resolution source"
+        )
+    _say(4, f"crop box x={box.x} y={box.y} size={box.size} on {frames.shape[2]}x{frames.shape[1]}")
+
+    _say(5, "smoothing the head pose; neutral face and canonical depth")
+    valid = slice(start, stop)
+    pose = smooth_pose(Pose(track.rotation[valid], track.translation[valid], track.scale[valid]))
+    neutral = neutral_face(track)
+
+    _say(6, "crop samples: face crops, guidance maps, masks")
+    samples = [
+        crop_sample(f, lm, box, options.size) for f, lm in zip(frames, landmarks, strict=True)
+    ]
+    count = len(samples)
+    held_out = _held_out(count, source.kind)
+    train = np.setdiff1d(np.arange(count), held_out)
+    held = set(held_out.tolist())
+    pairs = [(i, i + 1) for i in train if i + 1 < count and i + 1 not in held]
+    if extra is not None:
+        samples += [
+            crop_sample(f, lm, box, options.size)
+            for f, lm in zip(extra, extra_landmarks, strict=True)
+        ]
+        pairs += [(i, i + 1) for i in range(count, len(samples) - 1)]
+    sample_set = SampleSet(
+        np.stack([s.rgb for s in samples]),
+        np.stack([s.guidance for s in samples]),
+        np.stack([s.mask for s in samples]),
+        np.array(pairs),
+    )
+
+    work = _work_dir(root, name, _source_key(source_path, options))
+    config = GeneratorConfig(size=options.size)
+    _say(
+        7,
+        f"training the generator: {options.steps} steps on {len(pairs)} frame pairs "
+        f"({len(held_out)} frames held out)",
+    )
+    generator = train_generator(
+        sample_set,
+        config,
+        TrainOptions(steps=options.steps, seed=options.seed),
+        work / "generator-state.pt",
+    )
+
+    _say(8, "writing the bundle; exporting ONNX; validating on held-out frames")
+    bundle = work / "bundle"
+    write_video_frames(bundle / LOOP_FILE, frames, VIDEO_FPS)
+    edges = np.stack([s.guidance[5] for s in samples[:count]])
+    AvatarTrack(landmarks.astype(np.float32), pose, neutral, pack_edges(edges)).save(
+        bundle / "track.npz"
+    )
+    save_generator(bundle / GENERATOR_FILE, generator)
+    export_onnx(generator, bundle / GENERATOR_ONNX)
+    manifest = AvatarManifest(
+        name=name,
+        format_version=FORMAT_VERSION,
+        kind=source.kind,
+        source=options.source_note or source_path.name,
+        licence=options.licence,
+        fps=VIDEO_FPS,
+        frame_count=count,
+        width=int(frames.shape[2]),
+        height=int(frames.shape[1]),
+        frames_file=LOOP_FILE,
+        crop=asdict(box),
+        generator=config.to_json() | {"weights": GENERATOR_FILE, "onnx": GENERATOR_ONNX},
+        held_out=[int(i) for i in held_out],
+        build={
+            "source_fps": round(source.fps_in, 3),
+            "source_frames_used": [int(start), int(stop)],
+            "steps": options.steps,
+            "seed": options.seed,
+            "seconds": round(time.monotonic() - started, 1),
+        },
+    )
+    manifest.write(bundle)
+    validation = _validate(bundle)
+    manifest = AvatarManifest(**{**asdict(manifest), "validation": validation})
+    manifest.write(bundle)
+    _publish(bundle, final)
+    shutil.rmtree(work)
+    print(
+        f"evp avatar build: wrote {final} ({count} frames, crop {box.size} px); held-out "
+        f"SSIM {validation['ssim']:.3f}, PSNR {validation['psnr']:.1f} dB",
+        file=sys.stderr,
+    )
+    return final
+
+
+def _work_dir(root: Path, name: str, key: str) -> Path:
+    """``root/.name.build``, kept between runs of the same build so training resumes."""
+    work = root / f".{name}.build"
+    key_file = work / "source.key"
+    if work.exists() and (not key_file.is_file() or key_file.read_text() != key):
+        shutil.rmtree(work)  # another source or other options: start over
+    (work / "bundle").mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key)
+    return work
+
+
+def _held_out(count: int, kind: str) -> np.ndarray:
+    """Videos: the last 10 % as one block (unseen motion); photos: every tenth loop frame."""
+    if kind == "photo":
+        return np.arange(5, count, 10)
+    size = max(5, int(np.ceil(HELD_OUT * count)))
+    return np.arange(count - size, count)
+
+
+def _validate(bundle: Path) -> dict:
+    from engine.avatar.bundle import Avatar
+    from engine.evaluation.avatar import evaluate_avatar
+
+    return evaluate_avatar(Avatar.load(bundle), png=bundle / VALIDATION_PNG)
+
+
+def _publish(bundle: Path, final: Path) -> None:
+    """Move the finished bundle into place, replacing an old one only at the last moment."""
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    bundle.rename(final)
+    if old.exists():
+        shutil.rmtree(old)

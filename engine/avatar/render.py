@@ -1,0 +1,102 @@
+"""Render an avatar frame from landmarks: guidance -> generator (ONNX Runtime) -> composite.
+
+    renderer = FaceRenderer(avatar)
+    frame = renderer.render(tick_or_index, face68)   (H, W, 3) uint8 RGB, full frame
+
+face68 are (68, 2) image-pixel landmarks for the loop frame: its own tracked landmarks
+(reconstruction, `evp eval avatar`) or predicted landmarks posed with the frame's pose
+(engine.face.align3d, the live pipeline). The generator's crop output is resized to the
+crop box and blended into the frame with the feathered face mask, so only the face
+changes. Serving needs no torch: the generator runs from its ONNX file.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine.avatar.bundle import Avatar
+from engine.avatar.samples import CropSample, crop_sample, generator_input, to_image
+from engine.errors import AvatarError
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class OnnxGenerator:
+    """The generator's ONNX file under ONNX Runtime (CPU): (N, 10, S, S) -> (N, 3, S, S)."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise AvatarError("rendering avatars needs onnxruntime: pip install -e .") from e
+        options = ort.SessionOptions()
+        self.threads = threads or default_threads()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self._session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            raise AvatarError(
+                f"cannot load the generator {path}: {e}; rebuild the avatar with `evp avatar build`"
+            ) from e
+        (self._input,) = self._session.get_inputs()
+        self.size = int(self._input.shape[-1])
+
+    def __call__(self, guided: np.ndarray) -> np.ndarray:
+        if guided.ndim != 4 or guided.shape[1:] != (10, self.size, self.size):
+            raise ValueError(
+                f"generator input must be (N, 10, {self.size}, {self.size}), got {guided.shape}"
+            )
+        return self._session.run(None, {self._input.name: guided.astype(np.float32)})[0]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    frame: np.ndarray  # (H, W, 3) uint8, the composited full frame
+    crop: np.ndarray  # (S, S, 3) uint8, the generator's output
+    sample: CropSample  # what the generator saw (and the target crop)
+
+
+class FaceRenderer:
+    def __init__(self, avatar: Avatar, generator: OnnxGenerator | None = None) -> None:
+        self.avatar = avatar
+        self.box = avatar.manifest.crop_box
+        self.generator = generator or OnnxGenerator(avatar.generator_onnx)
+        self.size = self.generator.size
+        if self.size != int(avatar.manifest.generator["size"]):
+            raise AvatarError(f"{avatar.generator_onnx} does not match the manifest's size")
+
+    def sample(self, index: int, face68: np.ndarray) -> CropSample:
+        track = self.avatar.track
+        return crop_sample(
+            self.avatar.frames[index],
+            face68,
+            self.box,
+            self.size,
+            target_face=track.landmarks[index],
+            edges=track.edge_map(index),
+        )
+
+    def render(self, index: int, face68: np.ndarray) -> Rendered:
+        """Loop frame ``index`` with its face redrawn to ``face68`` (68, 2) image pixels."""
+        sample = self.sample(index, face68)
+        crop = to_image(self.generator(generator_input(sample)[None])[0])
+        return Rendered(self.composite(index, crop, sample.mask), crop, sample)
+
+    def composite(self, index: int, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Blend the (S, S, 3) generated crop into the full frame with the (S, S) mask."""
+        box = self.box
+        frame = self.avatar.frames[index].copy()
+        face = cv2.resize(crop, (box.size, box.size), interpolation=cv2.INTER_LINEAR)
+        alpha = cv2.resize(mask, (box.size, box.size), interpolation=cv2.INTER_LINEAR)[..., None]
+        region = frame[box.y : box.y + box.size, box.x : box.x + box.size]
+        region[:] = (face * alpha + region * (1 - alpha) + 0.5).astype(np.uint8)
+        return frame
