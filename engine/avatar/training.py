@@ -17,7 +17,6 @@ options match, and refuses (naming the file) when they do not.
 """
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +26,7 @@ import torch
 from torch import nn
 
 from engine.avatar.generator import N_GUIDANCE, Discriminator, Generator, GeneratorConfig
-from engine.errors import EngineError
-from engine.training.loop import _Progress, seed_everything
+from engine.training.loop import _Progress, load_state, save_state, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -102,22 +100,9 @@ def train_generator(
     opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=(0.5, 0.999))
     signature = {"options": asdict(options), "config": config.to_json(), "frames": len(samples.rgb)}
-    step = 0
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        if state.get("signature") != signature:
-            raise EngineError(
-                f"{state_path} is an interrupted generator run with other options; "
-                "run again with those, or delete the file to start over"
-            )
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step = state["step"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+    parts = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
+    step = load_state(state_path, signature, rng, **parts)
+    if step:
         logger.info("generator: resuming at step %d", step)
 
     progress = _Progress("generator", options.steps, step)
@@ -160,27 +145,8 @@ def train_generator(
             progress.show(step, {k: float(np.mean(v)) for k, v in recent.items()})
             recent = {}
         if step % options.save_every == 0 and step < options.steps:
-            _save(state_path, generator, discriminator, opt_g, opt_d, step, rng, signature)
+            save_state(state_path, step, rng, signature, **parts)
         if on_progress is not None:
             on_progress(step, options.steps)
     generator.eval()
     return generator
-
-
-def _save(path, generator, discriminator, opt_g, opt_d, step, rng, signature) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(
-        {
-            "generator": generator.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "step": step,
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
-            "signature": signature,
-        },
-        tmp,
-    )
-    tmp.replace(path)

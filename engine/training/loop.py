@@ -68,22 +68,11 @@ def run_loop(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, options.steps, eta_min=options.lr * 0.05
     )
-    step = 0
     signature = {"steps": options.steps, "lr": options.lr, "seed": options.seed} | options.signature
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        if state.get("signature") != signature:
-            raise EngineError(
-                f"{state_path} is an interrupted run with other options ({state.get('signature')}); "
-                "run it again with those, or delete the file to start over"
-            )
-        modules.load_state_dict(state["modules"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        step = state["step"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+    step = load_state(
+        state_path, signature, rng, modules=modules, optimiser=optimiser, schedule=schedule
+    )
+    if step:
         logger.info("%s: resuming at step %d", label, step)
     progress = _Progress(label, options.steps, step)
     recent: dict[str, list[float]] = {}
@@ -111,18 +100,26 @@ def run_loop(
             progress.show(step, summary)
             last, recent = summary, {}
         if step % options.save_every == 0 and step < options.steps:
-            _save_state(state_path, modules, optimiser, schedule, step, rng, signature)
+            save_state(
+                state_path,
+                step,
+                rng,
+                signature,
+                modules=modules,
+                optimiser=optimiser,
+                schedule=schedule,
+            )
     modules.eval()
     return last
 
 
-def _save_state(path, modules, optimiser, schedule, step, rng, signature) -> None:
+def save_state(path: Path, step: int, rng: np.random.Generator, signature: dict, **parts) -> None:
+    """Write a resumable state atomically: each part's state_dict, the step, every random
+    generator and the signature a resuming run must match."""
     tmp = path.with_name(path.name + ".partial")
     torch.save(
-        {
-            "modules": modules.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "schedule": schedule.state_dict(),
+        {name: part.state_dict() for name, part in parts.items()}
+        | {
             "step": step,
             "numpy_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
@@ -132,3 +129,23 @@ def _save_state(path, modules, optimiser, schedule, step, rng, signature) -> Non
         tmp,
     )
     tmp.replace(path)
+
+
+def load_state(path: Path, signature: dict, rng: np.random.Generator, **parts) -> int:
+    """Restore what save_state wrote into the parts and random generators; returns the step
+    to resume at (0 when there is no state file). A state with another signature is an
+    error that names the file."""
+    if not path.is_file():
+        return 0
+    state = torch.load(path, weights_only=False)
+    if state.get("signature") != signature:
+        raise EngineError(
+            f"{path} is an interrupted run with other options ({state.get('signature')}); "
+            "run it again with those, or delete the file to start over"
+        )
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    return int(state["step"])
