@@ -141,13 +141,7 @@ def _teacher_error(args: argparse.Namespace) -> int:
 
 
 def _avatar_build(args: argparse.Namespace) -> int:
-    try:
-        from engine.avatar.build import BuildOptions, build_avatar
-    except ImportError as e:
-        raise EngineError(
-            f"building avatars needs the avatar and train extras ({e.name} is missing): "
-            "pip install -e '.[avatar,train]'"
-        ) from e
+    from engine.avatar.build import BuildOptions, build_avatar
 
     options = BuildOptions(
         steps=args.steps,

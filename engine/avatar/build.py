@@ -39,7 +39,13 @@ from engine.avatar.bundle import (
     write_video_frames,
 )
 from engine.avatar.crop import smooth_pose, stable_crop
-from engine.avatar.source import MIN_SECONDS, AvatarSourceError, Source, read_source
+from engine.avatar.source import (
+    MAX_SECONDS,
+    MIN_SECONDS,
+    AvatarSourceError,
+    Source,
+    read_source,
+)
 from engine.constants import VIDEO_FPS
 from engine.errors import AvatarError
 
@@ -58,7 +64,33 @@ class BuildOptions:
     source_note: str = ""  # what the source is, for the manifest (default: the file name)
     licence: str = "unspecified: the builder's own material"
     force: bool = False  # replace an existing avatar of this name
-    max_seconds: float = 30.0
+    max_seconds: float = MAX_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise AvatarError(f"--steps must be at least 1, got {self.steps}")
+        if self.size < 64 or self.size % 16:
+            raise AvatarError(f"--size must be a multiple of 16 and at least 64, got {self.size}")
+        if not MIN_SECONDS <= self.max_seconds <= MAX_SECONDS:
+            raise AvatarError(
+                f"--max-seconds must be between {MIN_SECONDS:.0f} and {MAX_SECONDS:.0f}, "
+                f"got {self.max_seconds}"
+            )
+
+
+def require_build_packages() -> None:
+    """Fail before any work when the packages of `.[avatar,train]` are missing."""
+    import importlib.util
+
+    missing = [
+        name
+        for name in ("torch", "safetensors", "onnx", "skimage", "mediapipe")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise AvatarError(
+            f"building avatars needs {', '.join(missing)}: pip install -e '.[avatar,train]'"
+        )
 
 
 def _say(step: int, text: str) -> None:
@@ -94,13 +126,16 @@ def _check_one_face(frames: np.ndarray, source: Path) -> None:
         )
 
 
-def _track(frames: np.ndarray):
+def _track(frames: np.ndarray, source: Path):
     from engine.face.tracking import TrackingError, track_frames
 
     try:
         return track_frames(((i / VIDEO_FPS, f) for i, f in enumerate(frames)), static_images=False)
     except TrackingError as e:
-        raise AvatarSourceError(str(e)) from e
+        raise AvatarSourceError(
+            f"cannot track the face in {source} ({e}): use a source where the face is "
+            "frontal, well lit and at least a few hundred pixels tall"
+        ) from e
 
 
 def _source_key(source: Path, options: BuildOptions) -> str:
@@ -118,15 +153,21 @@ def _source_key(source: Path, options: BuildOptions) -> str:
 def _frames_and_tracks(source: Source, path: Path):
     """-> loop frames, loop track, extra training frames, their track (photos only)."""
     from engine.avatar.photo import idle_loop, mouth_frames
-    from engine.face.tracking import track_image
+    from engine.face.tracking import TrackingError, track_image
 
     if source.kind == "video":
         _check_one_face(source.frames, path)
         _say(3, f"tracking the face through {len(source.frames)} frames")
-        return source.frames, _track(source.frames), None, None
+        return source.frames, _track(source.frames, path), None, None
     _check_one_face(source.frames, path)
     photo = source.frames[0]
-    face = track_image(photo).landmarks68[0, :, :2].astype(np.float64)
+    try:
+        face = track_image(photo).landmarks68[0, :, :2].astype(np.float64)
+    except TrackingError as e:
+        raise AvatarSourceError(
+            f"cannot find the face's landmarks in {path} ({e}): use a closer, frontal, "
+            "well-lit photo"
+        ) from e
     width = float(np.ptp(face[:, 0]))
     if width < MIN_FACE_PIXELS:
         raise AvatarSourceError(
@@ -137,7 +178,7 @@ def _frames_and_tracks(source: Source, path: Path):
     loop = idle_loop(photo, face, PHOTO_LOOP_FRAMES)
     extra = mouth_frames(photo, face, PHOTO_MOUTH_FRAMES)
     _say(3, "tracking the synthesised frames")
-    return loop, _track(loop), extra, _track(extra)
+    return loop, _track(loop, path), extra, _track(extra, path)
 
 
 def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions) -> Path:
@@ -149,8 +190,10 @@ def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions
     from engine.face.pose import Pose
 
     validate_name(name)
+    require_build_packages()
     source_path = Path(source_path)
     final = root / name
+    _recover(final)
     if final.exists() and not options.force:
         raise AvatarError(f"an avatar named {name!r} exists at {final}; pass --force to replace it")
     started = time.monotonic()
@@ -297,13 +340,27 @@ def _validate(bundle: Path) -> dict:
     return evaluate_avatar(Avatar.load(bundle), png=bundle / VALIDATION_PNG)
 
 
+def _recover(final: Path) -> None:
+    """Put back an avatar that a build interrupted mid-replacement left as ``.NAME.old``."""
+    old = final.with_name(f".{final.name}.old")
+    if old.exists() and not final.exists():
+        old.rename(final)
+
+
 def _publish(bundle: Path, final: Path) -> None:
-    """Move the finished bundle into place, replacing an old one only at the last moment."""
+    """Move the finished bundle into place. An existing avatar is moved aside first and
+    deleted only once the new one is in place; if the swap fails it is put back (and a
+    crash in between is undone by _recover on the next build)."""
     old = final.with_name(f".{final.name}.old")
     if old.exists():
-        shutil.rmtree(old)
+        shutil.rmtree(old)  # _recover ran: final exists, so this is a stale copy
     if final.exists():
         final.rename(old)
-    bundle.rename(final)
+    try:
+        bundle.rename(final)
+    except OSError:
+        if old.exists() and not final.exists():
+            old.rename(final)
+        raise
     if old.exists():
         shutil.rmtree(old)

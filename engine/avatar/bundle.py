@@ -96,8 +96,10 @@ class AvatarManifest:
                 validation=dict(data.get("validation", {})),
                 build=dict(data.get("build", {})),
             )
-        except (KeyError, TypeError) as e:
-            raise AvatarError(f"{path} lacks or garbles the field {e.args[0]!r}") from e
+        except KeyError as e:
+            raise AvatarError(f"{path} lacks the field {e.args[0]!r}: rebuild the avatar") from e
+        except (TypeError, ValueError) as e:
+            raise AvatarError(f"{path} has a malformed field ({e}): rebuild the avatar") from e
 
     @property
     def crop_box(self) -> CropBox:

@@ -134,7 +134,7 @@ def load_generator(path: Path) -> Generator:
     try:
         with safe_open(str(path), framework="pt") as f:
             config = GeneratorConfig.from_json(json.loads(f.metadata()["config"]))
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (FileNotFoundError, SafetensorError, KeyError, TypeError, json.JSONDecodeError) as e:
         raise AvatarError(f"cannot load generator weights {path}: {e}") from e
     generator = Generator(config)

@@ -19,7 +19,7 @@ import numpy as np
 from engine.constants import VIDEO_FPS
 from engine.errors import AvatarError
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".jp2"}
 MIN_SECONDS = 2.0
 MAX_SECONDS = 30.0  # longer videos are cut: 750 frames are plenty for the generator
 MAX_SIDE = 1280  # larger frames are scaled down (memory, speed)
@@ -44,6 +44,10 @@ class Source:
 
 def read_source(path: Path, max_seconds: float = MAX_SECONDS) -> Source:
     path = Path(path)
+    if not MIN_SECONDS <= max_seconds <= MAX_SECONDS:
+        raise AvatarSourceError(
+            f"max_seconds must be between {MIN_SECONDS:.0f} and {MAX_SECONDS:.0f}, got {max_seconds}"
+        )
     if not path.is_file():
         raise AvatarSourceError(f"no such file: {path}")
     size = path.stat().st_size
@@ -73,17 +77,81 @@ def _fit_size(frame: np.ndarray) -> np.ndarray:
 def _read_photo(path: Path) -> Source:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise AvatarSourceError(f"cannot read {path} as an image (is it a valid {path.suffix}?)")
-    if min(image.shape[:2]) < MIN_PHOTO_SIDE:
         raise AvatarSourceError(
-            f"{path} is {image.shape[1]}x{image.shape[0]} pixels; photos need at least "
+            f"cannot read {path} as an image: it is damaged, not really a {path.suffix} file, "
+            "or larger than OpenCV's pixel limit; save it as a JPEG or PNG of at most a few "
+            "thousand pixels a side"
+        )
+    return _checked_photo(_fit_size(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))[None], path)
+
+
+def _checked_photo(frames: np.ndarray, path: Path) -> Source:
+    height, width = frames.shape[1:3]
+    if min(height, width) < MIN_PHOTO_SIDE:
+        raise AvatarSourceError(
+            f"{path} is {width}x{height} pixels; photos need at least "
             f"{MIN_PHOTO_SIDE} on each side: use a larger photo"
         )
-    return Source(_fit_size(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))[None], "photo", 0.0)
+    return Source(frames, "photo", 0.0)
+
+
+def _upright(frame: "av.VideoFrame") -> np.ndarray:
+    """Decoded frame -> (H, W, 3) uint8 RGB as it is meant to be shown (phone videos carry
+    a display rotation, counterclockwise degrees, that decoders do not apply)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4
+    return _fit_size(np.rot90(rgb, k=turns) if turns else rgb)
+
+
+class Resampler:
+    """Frames in presentation order at any rate -> frames at ``fps``, as they arrive.
+
+    Tick k (k / fps seconds after the first frame) shows the latest frame whose time is
+    not after it; the clip ends with its last frame's display interval. Only frames that
+    some tick shows are converted (``convert`` is called once for each), and at most
+    ``max_ticks`` frames are kept, so memory does not depend on the source's rate.
+    """
+
+    def __init__(self, fps: int, max_ticks: int, convert=lambda frame: frame) -> None:
+        self.fps, self.max_ticks, self.convert = fps, max_ticks, convert
+        self.frames: list[np.ndarray] = []
+        self._first: float | None = None
+        self._last: tuple[float, object] | None = None
+        self._interval = 1.0 / fps
+
+    @property
+    def full(self) -> bool:
+        return len(self.frames) >= self.max_ticks
+
+    def push(self, seconds: float, frame) -> None:
+        if self._first is None:
+            self._first = seconds
+        t = seconds - self._first
+        if self._last is not None:
+            if t > self._last[0]:
+                self._interval = t - self._last[0]
+            self._emit_until(t)
+        self._last = (t, frame)
+
+    def finish(self) -> np.ndarray:
+        """(T, H, W, 3) frames at fps; T = 0 when nothing was pushed."""
+        if self._last is not None:
+            self._emit_until(self._last[0] + self._interval)
+            self._last = None
+        return np.stack(self.frames) if self.frames else np.zeros((0, 0, 0, 3), np.uint8)
+
+    def _emit_until(self, end: float) -> None:
+        """Show the held frame at every tick before ``end`` seconds."""
+        converted = None
+        while not self.full and len(self.frames) / self.fps < end - 1e-6:
+            if converted is None:
+                converted = self.convert(self._last[1])
+            self.frames.append(converted)
 
 
 def _read_video(path: Path, max_seconds: float) -> Source:
-    timed: list[tuple[float, np.ndarray]] = []
+    resampler = Resampler(VIDEO_FPS, round(max_seconds * VIDEO_FPS), convert=_upright)
+    decoded = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -91,20 +159,22 @@ def _read_video(path: Path, max_seconds: float) -> Source:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = float(stream.average_rate or stream.guessed_rate or VIDEO_FPS)
-            for index, frame in enumerate(container.decode(stream)):
-                seconds = (
-                    float(frame.pts * stream.time_base) if frame.pts is not None else index / rate
-                )
-                if timed and seconds > timed[0][0] + max_seconds:
+            for frame in container.decode(stream):
+                seconds = float(frame.pts * stream.time_base) if frame.pts is not None else None
+                resampler.push(decoded / rate if seconds is None else seconds, frame)
+                decoded += 1
+                if resampler.full:
                     break
-                timed.append((seconds, _fit_size(frame.to_ndarray(format="rgb24"))))
+            frames = resampler.finish()
     except av.error.FFmpegError as e:
-        raise AvatarSourceError(f"cannot decode {path}: {e}; is it a video file?") from e
-    if not timed:
+        raise AvatarSourceError(
+            f"cannot decode {path} as a video ({e}): give a video (mp4, mov, mkv, webm, ...) "
+            "or a photo (jpg, png, webp, bmp, tiff)"
+        ) from e
+    if not decoded:
         raise AvatarSourceError(f"{path} holds no video frames")
-    if len(timed) == 1:
-        return Source(timed[0][1][None], "photo", 0.0)
-    frames = resample(timed, VIDEO_FPS)
+    if decoded == 1:
+        return _checked_photo(frames[:1], path)
     if len(frames) < MIN_SECONDS * VIDEO_FPS:
         raise AvatarSourceError(
             f"{path} is {len(frames) / VIDEO_FPS:.1f} s long; an avatar needs at least "
@@ -113,17 +183,9 @@ def _read_video(path: Path, max_seconds: float) -> Source:
     return Source(frames, "video", rate)
 
 
-def resample(timed: list[tuple[float, np.ndarray]], fps: int) -> np.ndarray:
-    """(seconds, frame) pairs in decode order -> (T, H, W, 3) frames at ``fps``.
-
-    Tick k (at k / fps seconds after the first frame) shows the latest frame whose time
-    is not after it; the clip ends with its last frame's display interval.
-    """
-    times = np.array([t for t, _ in timed]) - timed[0][0]
-    order = np.argsort(times, kind="stable")
-    times = times[order]
-    interval = np.median(np.diff(times)) if len(times) > 1 else 1 / fps
-    duration = times[-1] + interval
-    ticks = np.arange(int(np.floor(duration * fps + 1e-6))) / fps
-    chosen = np.clip(np.searchsorted(times, ticks + 1e-6, side="right") - 1, 0, len(times) - 1)
-    return np.stack([timed[order[i]][1] for i in chosen])
+def resample(timed: list[tuple[float, np.ndarray]], fps: int, max_seconds: float = MAX_SECONDS):
+    """(seconds, frame) pairs in presentation order -> (T, H, W, 3) frames at ``fps``."""
+    resampler = Resampler(fps, round(max_seconds * fps))
+    for seconds, frame in timed:
+        resampler.push(seconds, frame)
+    return resampler.finish()

@@ -86,25 +86,61 @@ def test_the_onnx_and_pytorch_generators_render_the_same_face(built):
 
 
 def test_rendering_changes_only_the_face(built):
+    import cv2
+
     from engine.avatar.render import FaceRenderer
 
     avatar = Avatar.load(built)
     face = avatar.track.landmarks[0].copy()
     face[48:68, 1] += 8  # a lower mouth
     rendered = FaceRenderer(avatar).render(0, face)
-    changed = np.any(rendered.frame != avatar.frames[0], axis=2)
     box = avatar.manifest.crop_box
-    assert changed.any()
-    ys, xs = np.nonzero(changed)
-    assert box.y <= ys.min() and ys.max() < box.y + box.size
-    assert box.x <= xs.min() and xs.max() < box.x + box.size
+    alpha = np.zeros(avatar.frames.shape[1:3], np.float32)
+    alpha[box.y : box.y + box.size, box.x : box.x + box.size] = cv2.resize(
+        rendered.sample.mask, (box.size, box.size), interpolation=cv2.INTER_LINEAR
+    )
+    changed = np.any(rendered.frame != avatar.frames[0], axis=2)
+    assert changed[alpha > 0.5].mean() > 0.5  # the face is redrawn
+    assert not changed[alpha == 0].any()  # and nothing else moves
 
 
-def test_an_existing_avatar_is_kept_unless_forced(built, clip):
+def test_an_existing_avatar_is_kept_unless_forced(built, clip, tmp_path):
+    import shutil
+
     before = (built / "manifest.json").read_text()
     with pytest.raises(AvatarError, match="--force"):
         build_avatar(clip, "face", built.parent, TINY)
     assert (built / "manifest.json").read_text() == before
+    # A build that died mid-replacement left the old avatar aside: the next build restores
+    # it before anything else (here: refusing to overwrite it without --force).
+    root = tmp_path / "avatars"
+    root.mkdir()
+    shutil.copytree(built, root / ".face.old")
+    with pytest.raises(AvatarError, match="--force"):
+        build_avatar(clip, "face", root, TINY)
+    assert (root / "face" / "manifest.json").read_text() == before
+    forced = build_avatar(clip, "face", root, BuildOptions(steps=3, size=64, seed=1, force=True))
+    assert json.loads((forced / "manifest.json").read_text())["build"]["seed"] == 1
+    assert sorted(p.name for p in root.iterdir()) == ["face"]
+
+
+def test_bad_options_are_refused_before_any_work():
+    for bad, message in (
+        ({"steps": 0}, "--steps"),
+        ({"size": 100}, "--size"),
+        ({"max_seconds": 1}, "--max-seconds"),
+    ):
+        with pytest.raises(AvatarError, match=message):
+            BuildOptions(**bad)
+
+
+def test_a_build_resumes_in_its_work_directory_only_for_the_same_source(tmp_path):
+    from engine.avatar.build import _work_dir
+
+    work = _work_dir(tmp_path, "x", "key-a")
+    (work / "generator-state.pt").write_bytes(b"state")
+    assert (_work_dir(tmp_path, "x", "key-a") / "generator-state.pt").exists()
+    assert not (_work_dir(tmp_path, "x", "key-b") / "generator-state.pt").exists()
 
 
 def test_a_photo_gets_an_idle_loop(photo, tmp_path):
