@@ -151,6 +151,7 @@ def _avatar_build(args: argparse.Namespace) -> int:
         licence=args.licence,
         force=args.force,
         max_seconds=args.max_seconds,
+        device=args.device,
     )
     args.avatars.mkdir(parents=True, exist_ok=True)
     path = build_avatar(args.source, args.name, args.avatars, options)
@@ -291,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--licence", default="unspecified: the builder's own material", help="the source's licence"
     )
     build.add_argument("--force", action="store_true", help="replace an avatar of the same name")
+    build.add_argument(
+        "--device", help="generator training device, e.g. cpu or cuda (default: cuda if available)"
+    )
     build.set_defaults(handler=_avatar_build)
 
     add_train_commands(commands)

@@ -24,7 +24,9 @@ LEVEL_FLOOR_DB = -100.0
 _ACF_FFT = 1024
 #: The hop features of digital silence, used to pad before a stream starts and after it ends
 #: (MFCC 0 as the window padding has always been, level at the floor, unvoiced).
-SILENCE_HOP = np.array([0.0] * 12 + [-100.0, 0.0, 0.0], dtype=np.float32)  # >= 2 * 400: linear, not circular, autocorrelation
+SILENCE_HOP = np.array(
+    [0.0] * 12 + [-100.0, 0.0, 0.0], dtype=np.float32
+)  # >= 2 * 400: linear, not circular, autocorrelation
 
 
 class ProsodyTransform:

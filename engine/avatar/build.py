@@ -65,6 +65,7 @@ class BuildOptions:
     licence: str = "unspecified: the builder's own material"
     force: bool = False  # replace an existing avatar of this name
     max_seconds: float = MAX_SECONDS
+    device: str | None = None  # generator training: "cpu", "cuda"; default CUDA if available
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -143,9 +144,8 @@ def _source_key(source: Path, options: BuildOptions) -> str:
     with open(source, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    keyed = {
-        k: v for k, v in asdict(options).items() if k not in ("force", "source_note", "licence")
-    }
+    ignored = ("force", "source_note", "licence", "device")  # do not change the result
+    keyed = {k: v for k, v in asdict(options).items() if k not in ignored}
     digest.update(json.dumps(keyed, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -267,6 +267,7 @@ def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions
         config,
         TrainOptions(steps=options.steps, seed=options.seed),
         work / "generator-state.pt",
+        device=options.device,
     )
 
     _say(8, "writing the bundle; exporting ONNX; validating on held-out frames")

@@ -88,15 +88,18 @@ def train_generator(
     options: TrainOptions,
     state_path: Path,
     on_progress: Callable[[int, int], None] | None = None,
+    device: str | None = None,
 ) -> Generator:
-    """Train (or resume training) a generator; returns it in eval mode.
+    """Train (or resume training) a generator; returns it on the CPU in eval mode.
 
     on_progress(step, total) is called after every step (for build progress bars).
+    device: "cpu", "cuda", ... (default: CUDA when available); a run may resume on another.
     """
     if samples.size != config.size:
         raise ValueError(f"samples are {samples.size} px, the generator wants {config.size}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rng = seed_everything(options.seed)
-    generator, discriminator = Generator(config), Discriminator()
+    generator, discriminator = Generator(config).to(device), Discriminator().to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=(0.5, 0.999))
     signature = {"options": asdict(options), "config": config.to_json(), "frames": len(samples.rgb)}
@@ -113,6 +116,7 @@ def train_generator(
     while step < options.steps:
         chosen = samples.pairs[rng.integers(len(samples.pairs), size=options.batch_pairs)]
         inputs, real = samples.batch(chosen.T.reshape(-1))  # all first frames, then seconds
+        inputs, real = inputs.to(device), real.to(device)
         fake = generator(inputs)
         half = options.batch_pairs
         losses = {
@@ -148,5 +152,4 @@ def train_generator(
             save_state(state_path, step, rng, signature, **parts)
         if on_progress is not None:
             on_progress(step, options.steps)
-    generator.eval()
-    return generator
+    return generator.cpu().eval()

@@ -174,7 +174,9 @@ def count_faces(frames: Iterable[np.ndarray], min_confidence: float = 0.5) -> li
     try:
         import mediapipe as mp
     except ImportError as e:
-        raise EngineError("face detection needs mediapipe 0.10.21: pip install -e '.[avatar]'") from e
+        raise EngineError(
+            "face detection needs mediapipe 0.10.21: pip install -e '.[avatar]'"
+        ) from e
     with mp.solutions.face_detection.FaceDetection(
         model_selection=1, min_detection_confidence=min_confidence
     ) as detector:

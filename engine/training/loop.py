@@ -137,7 +137,7 @@ def load_state(path: Path, signature: dict, rng: np.random.Generator, **parts) -
     error that names the file."""
     if not path.is_file():
         return 0
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("signature") != signature:
         raise EngineError(
             f"{path} is an interrupted run with other options ({state.get('signature')}); "
