@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainOptions:
-    steps: int = 2000
+    steps: int = 1500
     batch_pairs: int = 2  # pairs of consecutive frames per step: a batch of 4 images
     lr: float = 2e-4
     seed: int = 0
@@ -42,6 +42,7 @@ class TrainOptions:
     w_temporal: float = 5.0
     w_adv: float = 0.5
     w_feature: float = 2.0
+    jitter: float = 0.04  # random shift (fraction of S) and zoom (1 +- jitter) per pair
     save_every: int = 100
     log_every: int = 25
 
@@ -74,6 +75,27 @@ class SampleSet:
         mask = torch.from_numpy(self.mask[index]).float()[:, None] / 255
         guidance = torch.from_numpy(self.guidance[index]).float() / 255
         return torch.cat([guidance, rgb * (1 - mask), mask], dim=1), rgb
+
+
+def jitter(
+    inputs: torch.Tensor, real: torch.Tensor, amount: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random shift and zoom for a sample's input and target, and for both frames
+    of a pair (the batch holds all first frames, then all second ones), so the generator
+    sees its face in more places than the video put it, and temporal pairs stay aligned."""
+    if amount <= 0:
+        return inputs, real
+    pairs = len(inputs) // 2
+    zoom = 1 + rng.uniform(-amount, amount, pairs)
+    shift = rng.uniform(-2 * amount, 2 * amount, (pairs, 2))  # grid units: 2 = whole side
+    theta = np.zeros((pairs, 2, 3), np.float32)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+    theta[:, :, 2] = shift
+    theta = torch.from_numpy(np.concatenate([theta, theta]))
+    both = torch.cat([inputs, real], dim=1)
+    grid = nn.functional.affine_grid(theta, list(both.shape), align_corners=False)
+    moved = nn.functional.grid_sample(both, grid, padding_mode="border", align_corners=False)
+    return moved[:, : inputs.shape[1]], moved[:, inputs.shape[1] :]
 
 
 def _d_loss(discriminator, guidance, real, fake) -> torch.Tensor:
@@ -116,6 +138,7 @@ def train_generator(
     while step < options.steps:
         chosen = samples.pairs[rng.integers(len(samples.pairs), size=options.batch_pairs)]
         inputs, real = samples.batch(chosen.T.reshape(-1))  # all first frames, then seconds
+        inputs, real = jitter(inputs, real, options.jitter, rng)
         inputs, real = inputs.to(device), real.to(device)
         fake = generator(inputs)
         half = options.batch_pairs

@@ -65,3 +65,17 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(EngineError, match="other options"):
         train_generator(samples, SMALL, _options(7), tmp_path / "b.pt")
+
+
+def test_jitter_moves_input_target_and_both_frames_of_a_pair_together():
+    from engine.avatar.training import jitter
+
+    rng = np.random.default_rng(0)
+    first = torch.rand(2, 10, 32, 32)
+    inputs = torch.cat([first, first])  # pairs of identical frames
+    real = inputs[:, 6:9].clone()  # the target is one of the input's planes
+    moved, moved_real = jitter(inputs, real, 0.1, rng)
+    assert not torch.allclose(moved, inputs)
+    assert torch.equal(moved[:2], moved[2:])
+    assert torch.allclose(moved_real, moved[:, 6:9])
+    assert jitter(inputs, real, 0.0, rng)[0] is inputs
