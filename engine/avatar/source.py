@@ -107,7 +107,7 @@ class Resampler:
     """Frames in presentation order at any rate -> frames at ``fps``, as they arrive.
 
     Tick k (k / fps seconds after the first frame) shows the latest frame whose time is
-    not after it; the clip ends with its last frame's display interval. Only frames that
+    not after it; the last frame is shown for the source's median frame interval. Only frames that
     some tick shows are converted (``convert`` is called once for each), and at most
     ``max_ticks`` frames are kept, so memory does not depend on the source's rate.
     """
@@ -117,7 +117,7 @@ class Resampler:
         self.frames: list[np.ndarray] = []
         self._first: float | None = None
         self._last: tuple[float, object] | None = None
-        self._interval = 1.0 / fps
+        self._intervals: list[float] = []  # between source frames, for the last one's
 
     @property
     def full(self) -> bool:
@@ -129,14 +129,15 @@ class Resampler:
         t = seconds - self._first
         if self._last is not None:
             if t > self._last[0]:
-                self._interval = t - self._last[0]
+                self._intervals.append(t - self._last[0])
             self._emit_until(t)
         self._last = (t, frame)
 
     def finish(self) -> np.ndarray:
         """(T, H, W, 3) frames at fps; T = 0 when nothing was pushed."""
         if self._last is not None:
-            self._emit_until(self._last[0] + self._interval)
+            interval = float(np.median(self._intervals)) if self._intervals else 1 / self.fps
+            self._emit_until(self._last[0] + interval)
             self._last = None
         return np.stack(self.frames) if self.frames else np.zeros((0, 0, 0, 3), np.uint8)
 

@@ -71,3 +71,11 @@ def test_small_photos_are_refused_and_odd_sizes_made_even(tmp_path):
     cv2.imwrite(str(tmp_path / "odd.jpg"), np.zeros((201, 333, 3), np.uint8))
     source = read_source(tmp_path / "odd.jpg")
     assert source.kind == "photo" and source.frames.shape == (1, 200, 332, 3)
+
+
+def test_a_dropped_frame_before_the_end_does_not_stretch_the_clip():
+    # 30 fps with the next-to-last frame missing: the last frame still lasts 1/30 s.
+    times = [i / 30 for i in range(59)] + [60 / 30]
+    out = resample([(t, np.full((2, 2, 3), i, np.uint8)) for i, t in enumerate(times)], 25)
+    assert len(out) == 51  # (2.0 + 1/30) s at 25 fps
+    assert int(out[-1][0, 0, 0]) == 59
