@@ -92,11 +92,33 @@ class FaceRenderer:
         return Rendered(self.composite(index, crop, sample.mask), crop, sample)
 
     def composite(self, index: int, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Blend the (S, S, 3) generated crop into the full frame with the (S, S) mask."""
-        box = self.box
+        """Blend the (S, S, 3) generated crop into the full frame with the (S, S) mask.
+
+        Only the mask's bounding box is resized and blended: the rest of the crop is the
+        frame's own pixels either way.
+        """
         frame = self.avatar.frames[index].copy()
-        face = cv2.resize(crop, (box.size, box.size), interpolation=cv2.INTER_LINEAR)
-        alpha = cv2.resize(mask, (box.size, box.size), interpolation=cv2.INTER_LINEAR)[..., None]
-        region = frame[box.y : box.y + box.size, box.x : box.x + box.size]
-        region[:] = (face * alpha + region * (1 - alpha) + 0.5).astype(np.uint8)
+        rows, cols = np.nonzero(mask.max(axis=1))[0], np.nonzero(mask.max(axis=0))[0]
+        if not len(rows):
+            return frame
+        box, size = self.box, self.size
+        scale = box.size / size
+        # The bounding box in crop pixels, grown by one pixel for the interpolation.
+        top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, size)
+        left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, size)
+        y0, y1 = box.y + int(top * scale), box.y + min(int(np.ceil(bottom * scale)), box.size)
+        x0, x1 = box.x + int(left * scale), box.x + min(int(np.ceil(right * scale)), box.size)
+        # Frame pixel -> crop pixel, sampled like cv2.resize of the whole crop would.
+        to_crop = np.float32(
+            [
+                [1 / scale, 0, (x0 - box.x + 0.5) / scale - 0.5],
+                [0, 1 / scale, (y0 - box.y + 0.5) / scale - 0.5],
+            ]
+        )
+        shape = (x1 - x0, y1 - y0)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        face = cv2.warpAffine(crop, to_crop, shape, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(mask, to_crop, shape, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        region = frame[y0:y1, x0:x1]
+        region[:] = cv2.blendLinear(face, region, alpha, 1.0 - alpha)
         return frame
