@@ -37,6 +37,7 @@ test-all: $(VENV)/.test
 bench: $(VENV)/.serve
 	$(BIN)/evp bench frontend --wav ../shared/data/speech/musetalk_eng.wav
 	$(BIN)/evp bench transport --wav ../shared/data/speech/evp_obama.wav --seconds 10
+	$(BIN)/evp bench generator --frames 300
 
 clean:
 	rm -rf $(VENV) .pytest_cache
