@@ -10,6 +10,7 @@ from engine.errors import EngineError
 from engine.evaluation.cli import add_eval_commands
 from engine.model.cli import add_landmarks_command
 from engine.training.cli import add_train_commands
+from trt_build.cli import add_export_commands
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
 
 
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(commands)
     add_eval_commands(commands)
     add_landmarks_command(commands)
+    add_export_commands(commands)
     return parser
 
 

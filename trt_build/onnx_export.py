@@ -1,0 +1,166 @@
+"""ONNX export of the audio-to-landmark networks, with a dynamic batch axis.
+
+One file per network, each with named inputs and outputs (shapes: N the batch, H hops,
+L LSTM layers, D hidden size):
+
+    content.onnx        window (N, 28, 12) MFCC            -> content (N, C)
+    emotion.onnx        hops (N, H, 15) MFCC + prosody     -> emotion (N, E)
+    identity.onnx       neutral (N, 68, 2) frontal          -> identity (N, I)
+    landmark_step.onnx  content (N, C), emotion (N, E), identity (N, I),
+                        h (L, N, D), c (L, N, D)           -> displacement (N, 68, 2),
+                                                              h_out, c_out
+
+``landmark_step`` is one LSTM step and the MLP of eq. 7, so the runtime keeps each
+session's (h, c) and batches sessions by stacking them along N. ``export_onnx`` writes
+the files and ``models.json`` (every input and output with its shape and dtype, and the
+checkpoint's digest, so stale exports are detected).
+"""
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.constants import MFCC_N_COEFFS, MFCC_WINDOW_FRAMES
+from engine.model.checkpoint import Checkpoint
+from engine.model.networks import AudioToLandmarks
+
+OPSET = 17
+N_LANDMARKS = 68
+SPEC_FILE = "models.json"
+
+
+class LandmarkStep(nn.Module):
+    """One frame of the landmark decoder with its LSTM state passed in and out."""
+
+    def __init__(self, model: AudioToLandmarks) -> None:
+        super().__init__()
+        self.decoder = model.landmarks
+
+    def forward(self, content, emotion, identity, h, c):
+        displacement, (h_out, c_out) = self.decoder(
+            content[:, None], emotion[:, None], identity, (h, c)
+        )
+        return displacement[:, 0], h_out, c_out
+
+
+def example_inputs(model: AudioToLandmarks, batch: int = 2, hops: int = 100) -> dict:
+    """name -> (module, {input name: example tensor}, output names, dynamic axes)."""
+    config = model.config
+    state = (config.lstm_layers, batch, config.hidden)
+    g = torch.Generator().manual_seed(0)
+    randn = lambda *shape: torch.randn(*shape, generator=g)
+    hops_tensor = randn(batch, hops, MFCC_N_COEFFS + 3)
+    hops_tensor[..., -1] = torch.rand(batch, hops, generator=g)  # voicing probability
+    return {
+        "content": (
+            model.content,
+            {"window": randn(batch, MFCC_WINDOW_FRAMES, MFCC_N_COEFFS)},
+            ["content"],
+            {"window": {0: "N"}, "content": {0: "N"}},
+        ),
+        "emotion": (
+            model.emotion,
+            {"hops": hops_tensor},
+            ["emotion"],
+            {"hops": {0: "N", 1: "H"}, "emotion": {0: "N"}},
+        ),
+        "identity": (
+            model.identity,
+            {"neutral": randn(batch, N_LANDMARKS, 2) * 0.3},
+            ["identity"],
+            {"neutral": {0: "N"}, "identity": {0: "N"}},
+        ),
+        "landmark_step": (
+            LandmarkStep(model),
+            {
+                "content": randn(batch, config.content_dim),
+                "emotion": randn(batch, config.emotion_dim),
+                "identity": randn(batch, config.identity_dim),
+                "h": randn(*state) * 0.1,
+                "c": randn(*state) * 0.1,
+            },
+            ["displacement", "h_out", "c_out"],
+            {
+                "content": {0: "N"},
+                "emotion": {0: "N"},
+                "identity": {0: "N"},
+                "h": {1: "N"},
+                "c": {1: "N"},
+                "displacement": {0: "N"},
+                "h_out": {1: "N"},
+                "c_out": {1: "N"},
+            },
+        ),
+    }
+
+
+def checkpoint_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) -> dict:
+    """Write the four ONNX files and models.json into out_dir (atomically each)."""
+    import onnx
+
+    model = checkpoint.model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "opset": OPSET,
+        "checkpoint": str(checkpoint_path),
+        "digest": checkpoint_digest(checkpoint_path),
+        "models": {},
+    }
+    for name, (module, inputs, outputs, axes) in example_inputs(model).items():
+        path = out_dir / f"{name}.onnx"
+        tmp = path.with_name(path.name + ".partial")
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(),
+                tuple(inputs.values()),
+                str(tmp),
+                input_names=list(inputs),
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        onnx.checker.check_model(str(tmp))
+        tmp.replace(path)
+        spec["models"][name] = io_spec(path)
+    tmp = out_dir / (SPEC_FILE + ".partial")
+    tmp.write_text(json.dumps(spec, indent=2) + "\n")
+    tmp.replace(out_dir / SPEC_FILE)
+    return spec
+
+
+def io_spec(path: Path) -> dict:
+    """{"inputs": [{name, shape, dtype}], "outputs": [...]} of an ONNX file; symbolic
+    dimensions by name."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(values):
+        out = []
+        for value in values:
+            tensor = value.type.tensor_type
+            shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+            out.append(
+                {
+                    "name": value.name,
+                    "shape": shape,
+                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+                }
+            )
+        return out
+
+    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}
