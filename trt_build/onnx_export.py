@@ -16,7 +16,6 @@ the files and ``models.json`` (every input and output with its shape and dtype, 
 checkpoint's digest, so stale exports are detected).
 """
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 from engine.constants import MFCC_N_COEFFS, MFCC_WINDOW_FRAMES
 from engine.model.checkpoint import Checkpoint
 from engine.model.networks import AudioToLandmarks
+from engine.runtime.landmarks import checkpoint_digest
 
 OPSET = 17
 N_LANDMARKS = 68
@@ -98,14 +98,6 @@ def example_inputs(model: AudioToLandmarks, batch: int = 2, hops: int = 100) -> 
     }
 
 
-def checkpoint_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) -> dict:
     """Write the four ONNX files and models.json into out_dir (atomically each)."""
     import onnx
@@ -114,7 +106,7 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = {
         "opset": OPSET,
-        "checkpoint": str(checkpoint_path),
+        "checkpoint": checkpoint_path.name,
         "digest": checkpoint_digest(checkpoint_path),
         "models": {},
     }

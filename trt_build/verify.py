@@ -15,7 +15,8 @@ import torch
 
 from engine.errors import EngineError
 from engine.model.checkpoint import Checkpoint
-from trt_build.onnx_export import SPEC_FILE, checkpoint_digest, example_inputs
+from engine.runtime.landmarks import checkpoint_digest
+from trt_build.onnx_export import SPEC_FILE, example_inputs
 
 TOLERANCE = {"content": 1e-4, "emotion": 1e-4, "identity": 1e-4, "landmark_step": 1e-4}
 SEQUENCE_TOLERANCE = 1e-3  # landmarks, frontal units (outer-eye distance = 1)

@@ -1,0 +1,1 @@
+"""Inference backends: one interface, chosen by ``--backend auto|torch|onnx``."""

@@ -1,0 +1,198 @@
+"""The audio-to-landmark networks behind one interface, on PyTorch or ONNX Runtime.
+
+    runtime = load_landmark_runtime("auto")             # ONNX Runtime on a CPU machine
+    content = runtime.content(windows)                 # (N, 28, 12) -> (N, C)
+    emotion = runtime.emotion(hops)                    # (N, H, 15) -> (N, E)
+    identity = runtime.identity(neutral)               # (N, 68, 2) -> (N, I)
+    displacement, h, c = runtime.step(content, emotion, identity, h, c)
+                                                       # one frame; h, c: (L, N, D)
+
+All arrays are float32 numpy; N is any batch (sessions), so one call serves many sessions
+and each session's (h, c) is a slice along N. ONNX Runtime reads the files of
+``evp export onnx`` (shipped next to the default weights, checked against them); PyTorch
+runs the checkpoint itself, on CUDA when asked and available.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from engine.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
+SHIPPED_ONNX = WEIGHTS / "onnx"
+SHIPPED_CHECKPOINT = WEIGHTS / "evp-a2l.safetensors"
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def checkpoint_digest(path: Path) -> str:
+    """The first 16 hex digits of a checkpoint file's SHA-256: what an export came from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class BackendUnavailable(EngineError):
+    """A backend that was asked for but cannot run here."""
+
+
+class LandmarkRuntime(Protocol):
+    name: str
+    layers: int
+    hidden: int
+
+    def content(self, windows: np.ndarray) -> np.ndarray: ...
+    def emotion(self, hops: np.ndarray) -> np.ndarray: ...
+    def identity(self, neutral: np.ndarray) -> np.ndarray: ...
+    def step(
+        self,
+        content: np.ndarray,
+        emotion: np.ndarray,
+        identity: np.ndarray,
+        h: np.ndarray,
+        c: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+class OnnxLandmarks:
+    name = "onnx"
+
+    def __init__(
+        self,
+        directory: Path = SHIPPED_ONNX,
+        checkpoint_path: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise BackendUnavailable("the onnx backend needs onnxruntime: pip install -e .") from e
+        spec_path = directory / "models.json"
+        if not spec_path.is_file():
+            raise BackendUnavailable(
+                f"no ONNX models in {directory}: run `evp export onnx --out {directory}`"
+            )
+        spec = json.loads(spec_path.read_text())
+        checkpoint_path = Path(checkpoint_path or SHIPPED_CHECKPOINT)
+        if spec.get("digest") != checkpoint_digest(checkpoint_path):
+            raise BackendUnavailable(
+                f"the ONNX models in {directory} were exported from another checkpoint than "
+                f"{checkpoint_path}: run `evp export onnx --checkpoint {checkpoint_path} "
+                f"--out {directory}`"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or max(1, min(4, os.cpu_count() or 1))
+        options.inter_op_num_threads = 1
+        self._sessions = {}
+        for name in ("content", "emotion", "identity", "landmark_step"):
+            path = directory / f"{name}.onnx"
+            try:
+                self._sessions[name] = ort.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as e:  # onnxruntime raises untyped errors for bad files
+                raise BackendUnavailable(
+                    f"cannot load {path} ({e}): run `evp export onnx --out {directory}`"
+                ) from e
+        state = spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
+        self.layers, self.hidden = int(state[0]), int(state[2])
+        self.digest = spec.get("digest")
+
+    def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
+        feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
+        return self._sessions[name].run(None, feeds)
+
+    def content(self, windows):
+        return self._run("content", window=windows)[0]
+
+    def emotion(self, hops):
+        return self._run("emotion", hops=hops)[0]
+
+    def identity(self, neutral):
+        return self._run("identity", neutral=neutral)[0]
+
+    def step(self, content, emotion, identity, h, c):
+        displacement, h, c = self._run(
+            "landmark_step", content=content, emotion=emotion, identity=identity, h=h, c=c
+        )
+        return displacement, h, c
+
+
+class TorchLandmarks:
+    name = "torch"
+
+    def __init__(self, checkpoint_path: Path | None = None, device: str | None = None) -> None:
+        try:
+            import torch
+        except ImportError as e:
+            raise BackendUnavailable(
+                "the torch backend needs PyTorch: pip install -e '.[train]'"
+            ) from e
+        from engine.model.checkpoint import load_checkpoint
+        from trt_build.onnx_export import LandmarkStep
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable("the torch backend was asked for CUDA, but no GPU is visible")
+        self._torch = torch
+        self.device = torch.device(device or "cpu")
+        model = load_checkpoint(checkpoint_path).model.eval().to(self.device)
+        self._model, self._step = model, LandmarkStep(model).eval()
+        self.layers, self.hidden = model.config.lstm_layers, model.config.hidden
+
+    def _run(self, module, *arrays):
+        torch = self._torch
+        with torch.no_grad():
+            tensors = [
+                torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device)
+                for a in arrays
+            ]
+            out = module(*tensors)
+        out = out if isinstance(out, tuple) else (out,)
+        return [o.cpu().numpy() for o in out]
+
+    def content(self, windows):
+        return self._run(self._model.content, windows)[0]
+
+    def emotion(self, hops):
+        return self._run(self._model.emotion, hops)[0]
+
+    def identity(self, neutral):
+        return self._run(self._model.identity, neutral)[0]
+
+    def step(self, content, emotion, identity, h, c):
+        displacement, h, c = self._run(self._step, content, emotion, identity, h, c)
+        return displacement, h, c
+
+
+def load_landmark_runtime(
+    backend: str = "auto",
+    checkpoint_path: Path | None = None,
+    onnx_dir: Path = SHIPPED_ONNX,
+    device: str | None = None,
+) -> LandmarkRuntime:
+    """``torch`` or ``onnx`` exactly, or ``auto``: PyTorch on CUDA when a GPU is there,
+    else ONNX Runtime on the CPU. Only ``auto`` falls back, and it logs why."""
+    if backend not in BACKENDS:
+        raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return TorchLandmarks(checkpoint_path, device)
+    if backend == "onnx":
+        return OnnxLandmarks(onnx_dir, checkpoint_path)
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return TorchLandmarks(checkpoint_path, "cuda")
+        logger.info("backend auto: no GPU visible; using ONNX Runtime on the CPU")
+    except ImportError:
+        logger.info("backend auto: PyTorch not installed; using ONNX Runtime on the CPU")
+    return OnnxLandmarks(onnx_dir, checkpoint_path)
