@@ -10,7 +10,8 @@ import time
 import numpy as np
 
 from engine.avatar.bundle import Avatar
-from engine.avatar.render import FaceRenderer, OnnxGenerator
+from engine.avatar.render import FaceRenderer
+from engine.runtime.generator import OnnxGenerator
 from engine.avatar.samples import generator_input, to_image
 
 

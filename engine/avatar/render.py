@@ -10,9 +10,7 @@ crop box and blended into the frame with the feathered face mask, so only the fa
 changes. Serving needs no torch: the generator runs from its ONNX file.
 """
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,42 +18,7 @@ import numpy as np
 from engine.avatar.bundle import Avatar
 from engine.avatar.samples import CropSample, crop_sample, generator_input, to_image
 from engine.errors import AvatarError
-
-
-def default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-class OnnxGenerator:
-    """The generator's ONNX file under ONNX Runtime (CPU): (N, 10, S, S) -> (N, 3, S, S)."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise AvatarError("rendering avatars needs onnxruntime: pip install -e .") from e
-        options = ort.SessionOptions()
-        self.threads = threads or default_threads()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            raise AvatarError(
-                f"cannot load the generator {path}: {e}; rebuild the avatar with `evp avatar build`"
-            ) from e
-        (self._input,) = self._session.get_inputs()
-        self.size = int(self._input.shape[-1])
-
-    def __call__(self, guided: np.ndarray) -> np.ndarray:
-        if guided.ndim != 4 or guided.shape[1:] != (10, self.size, self.size):
-            raise ValueError(
-                f"generator input must be (N, 10, {self.size}, {self.size}), got {guided.shape}"
-            )
-        return self._session.run(None, {self._input.name: guided.astype(np.float32)})[0]
+from engine.runtime.generator import OnnxGenerator
 
 
 @dataclass(frozen=True)
@@ -66,7 +29,8 @@ class Rendered:
 
 
 class FaceRenderer:
-    def __init__(self, avatar: Avatar, generator: OnnxGenerator | None = None) -> None:
+    def __init__(self, avatar: Avatar, generator=None) -> None:
+        """generator: an engine.runtime.generator backend (default: ONNX Runtime)."""
         self.avatar = avatar
         self.box = avatar.manifest.crop_box
         self.generator = generator or OnnxGenerator(avatar.generator_onnx)

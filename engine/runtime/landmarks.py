@@ -16,13 +16,13 @@ runs the checkpoint itself, on CUDA when asked and available.
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from engine.errors import EngineError
+from engine.runtime.onnx import cpu_session
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,6 @@ class OnnxLandmarks:
         checkpoint_path: Path | None = None,
         threads: int | None = None,
     ) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise BackendUnavailable("the onnx backend needs onnxruntime: pip install -e .") from e
         spec_path = directory / "models.json"
         if not spec_path.is_file():
             raise BackendUnavailable(
@@ -89,20 +85,11 @@ class OnnxLandmarks:
                 f"{checkpoint_path}: run `evp export onnx --checkpoint {checkpoint_path} "
                 f"--out {directory}`"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or max(1, min(4, os.cpu_count() or 1))
-        options.inter_op_num_threads = 1
-        self._sessions = {}
-        for name in ("content", "emotion", "identity", "landmark_step"):
-            path = directory / f"{name}.onnx"
-            try:
-                self._sessions[name] = ort.InferenceSession(
-                    str(path), options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as e:  # onnxruntime raises untyped errors for bad files
-                raise BackendUnavailable(
-                    f"cannot load {path} ({e}): run `evp export onnx --out {directory}`"
-                ) from e
+        rebuild = f"run `evp export onnx --out {directory}`"
+        self._sessions = {
+            name: cpu_session(directory / f"{name}.onnx", threads, rebuild)
+            for name in ("content", "emotion", "identity", "landmark_step")
+        }
         state = spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
         self.layers, self.hidden = int(state[0]), int(state[2])
         self.digest = spec.get("digest")

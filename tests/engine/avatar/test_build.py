@@ -69,20 +69,24 @@ def test_evaluation_repeats_the_builds_validation(built):
 
 
 def test_the_onnx_and_pytorch_generators_render_the_same_face(built):
-    import torch
-
-    from engine.avatar.generator import load_generator
     from engine.avatar.render import FaceRenderer
     from engine.avatar.samples import generator_input
+    from engine.runtime.generator import load_generator_runtime
 
     avatar = Avatar.load(built)
-    renderer = FaceRenderer(avatar)
-    index = avatar.manifest.held_out[0]
-    sample = renderer.sample(index, avatar.track.landmarks[index])
-    x = generator_input(sample)[None]
-    with torch.no_grad():
-        expected = load_generator(avatar.generator_weights)(torch.from_numpy(x)).numpy()
-    assert np.abs(renderer.generator(x) - expected).max() < 1e-3
+    on_onnx, on_torch = (load_generator_runtime(avatar, b) for b in ("onnx", "torch"))
+    assert (on_onnx.name, on_torch.name) == ("onnx", "torch")
+    renderer = FaceRenderer(avatar, on_onnx)
+    x = np.stack(
+        [generator_input(renderer.sample(i, avatar.track.landmarks[i])) for i in (0, 60, 124)]
+    )
+    a, b = on_onnx(x), on_torch(x)
+    assert a.shape == b.shape == (3, 3, 64, 64)
+    mse = np.mean(((a - b) * 127.5) ** 2)  # in 8-bit levels
+    assert 10 * np.log10(255**2 / max(mse, 1e-12)) >= 40  # the runtime issue's parity target
+    assert np.abs(a - b).max() < 1e-3
+    with pytest.raises(ValueError, match="10, 64, 64"):
+        on_onnx(x[:, :9])
 
 
 def test_rendering_changes_only_the_face(built):

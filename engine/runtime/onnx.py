@@ -1,0 +1,31 @@
+"""ONNX Runtime sessions on the CPU, set up once for every network."""
+
+import os
+from pathlib import Path
+
+from engine.errors import EngineError
+
+
+def default_threads() -> int:
+    """Intra-op threads: the machine's cores, at most 4 (more only adds contention)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def cpu_session(path: Path, threads: int | None = None, rebuild: str = ""):
+    """An ``onnxruntime.InferenceSession`` for ``path``; errors name the file and, when
+    given, the command that rebuilds it."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise EngineError("ONNX Runtime is not installed: pip install -e .") from e
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    hint = f": {rebuild}" if rebuild else ""
+    if not Path(path).is_file():
+        raise EngineError(f"missing {path}{hint}")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises untyped errors for damaged files
+        raise EngineError(f"cannot load {path} ({e}){hint}") from e
