@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import EngineError
-from engine.runtime.landmarks import BACKENDS, BackendUnavailable
+from engine.runtime.backends import check_backend, cuda_visible, torch_on
 from engine.runtime.onnx import cpu_session, default_threads
 
 logger = logging.getLogger(__name__)
@@ -37,18 +36,9 @@ class TorchGenerator:
     name = "torch"
 
     def __init__(self, path: Path, device: str | None = None) -> None:
-        try:
-            import torch
-        except ImportError as e:
-            raise BackendUnavailable(
-                "the torch backend needs PyTorch: pip install -e '.[train]'"
-            ) from e
+        self._torch, self.device = torch_on(device)  # first: it explains a missing torch
         from engine.avatar.generator import load_generator
 
-        if device == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailable("the torch backend was asked for CUDA, but no GPU is visible")
-        self._torch = torch
-        self.device = torch.device(device or "cpu")
         self._generator = load_generator(path).to(self.device)
         self.size = self._generator.config.size
 
@@ -67,17 +57,10 @@ def _check(guided: np.ndarray, size: int) -> None:
 
 def load_generator_runtime(avatar, backend: str = "auto", device: str | None = None):
     """The generator of a loaded engine.avatar.bundle.Avatar on the chosen backend."""
-    if backend not in BACKENDS:
-        raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "torch":
+    if check_backend(backend) == "torch":
         return TorchGenerator(avatar.generator_weights, device)
+    if backend == "auto" and cuda_visible():
+        return TorchGenerator(avatar.generator_weights, "cuda")
     if backend == "auto":
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return TorchGenerator(avatar.generator_weights, "cuda")
-        except ImportError:
-            pass
-        logger.info("backend auto: the generator runs on ONNX Runtime on the CPU")
+        logger.info("backend auto: no GPU visible; the generator runs on ONNX Runtime")
     return OnnxGenerator(avatar.generator_onnx)

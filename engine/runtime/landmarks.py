@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.errors import EngineError
+from engine.runtime.backends import BackendUnavailable, check_backend, cuda_visible, torch_on
 from engine.runtime.onnx import cpu_session
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
 SHIPPED_ONNX = WEIGHTS / "onnx"
 SHIPPED_CHECKPOINT = WEIGHTS / "evp-a2l.safetensors"
-BACKENDS = ("auto", "torch", "onnx")
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -39,10 +38,6 @@ def checkpoint_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-class BackendUnavailable(EngineError):
-    """A backend that was asked for but cannot run here."""
 
 
 class LandmarkRuntime(Protocol):
@@ -118,19 +113,10 @@ class TorchLandmarks:
     name = "torch"
 
     def __init__(self, checkpoint_path: Path | None = None, device: str | None = None) -> None:
-        try:
-            import torch
-        except ImportError as e:
-            raise BackendUnavailable(
-                "the torch backend needs PyTorch: pip install -e '.[train]'"
-            ) from e
+        self._torch, self.device = torch_on(device)  # first: it explains a missing torch
         from engine.model.checkpoint import load_checkpoint
         from trt_build.onnx_export import LandmarkStep
 
-        if device == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailable("the torch backend was asked for CUDA, but no GPU is visible")
-        self._torch = torch
-        self.device = torch.device(device or "cpu")
         model = load_checkpoint(checkpoint_path).model.eval().to(self.device)
         self._model, self._step = model, LandmarkStep(model).eval()
         self.layers, self.hidden = model.config.lstm_layers, model.config.hidden
@@ -168,18 +154,10 @@ def load_landmark_runtime(
 ) -> LandmarkRuntime:
     """``torch`` or ``onnx`` exactly, or ``auto``: PyTorch on CUDA when a GPU is there,
     else ONNX Runtime on the CPU. Only ``auto`` falls back, and it logs why."""
-    if backend not in BACKENDS:
-        raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "torch":
+    if check_backend(backend) == "torch":
         return TorchLandmarks(checkpoint_path, device)
-    if backend == "onnx":
-        return OnnxLandmarks(onnx_dir, checkpoint_path)
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return TorchLandmarks(checkpoint_path, "cuda")
-        logger.info("backend auto: no GPU visible; using ONNX Runtime on the CPU")
-    except ImportError:
-        logger.info("backend auto: PyTorch not installed; using ONNX Runtime on the CPU")
+    if backend == "auto" and cuda_visible():
+        return TorchLandmarks(checkpoint_path, "cuda")
+    if backend == "auto":
+        logger.info("backend auto: no GPU visible; the landmark networks run on ONNX Runtime")
     return OnnxLandmarks(onnx_dir, checkpoint_path)

@@ -5,9 +5,9 @@ import torch
 from engine.errors import EngineError
 from engine.model.emotion_space import EmotionSpace
 from engine.model.inference import LandmarkModel
+from engine.runtime.backends import BackendUnavailable
 from engine.runtime.landmarks import (
     SHIPPED_ONNX,
-    BackendUnavailable,
     OnnxLandmarks,
     TorchLandmarks,
     load_landmark_runtime,
@@ -81,5 +81,5 @@ def test_backend_choice_and_errors(tmp_path):
     with pytest.raises(BackendUnavailable, match="another checkpoint"):
         OnnxLandmarks(SHIPPED_ONNX, checkpoint_path=other)
     if not torch.cuda.is_available():
-        with pytest.raises(BackendUnavailable, match="no GPU"):
+        with pytest.raises(BackendUnavailable, match="no GPU is visible"):
             TorchLandmarks(device="cuda")
