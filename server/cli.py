@@ -10,8 +10,8 @@ from engine.errors import EngineError
 from engine.evaluation.cli import add_eval_commands
 from engine.model.cli import add_landmarks_command
 from engine.training.cli import add_train_commands
-from trt_build.cli import add_export_commands
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
+from trt_build.cli import add_export_commands
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -101,6 +101,21 @@ def _bench_generator(args: argparse.Namespace) -> int:
 
     avatar = AvatarLibrary(args.avatars).get(args.avatar)
     print(json.dumps(bench_generator(avatar, args.frames, args.threads), indent=2))
+    return 0
+
+
+def _bench_engine(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.avatar.bundle import AvatarLibrary
+    from engine.constants import SAMPLE_RATE
+    from engine.runtime.bench import bench_engine
+    from engine.wav import read_wav
+
+    avatar = AvatarLibrary(args.avatars).get(args.avatar)
+    audio = read_wav(args.wav, SAMPLE_RATE)
+    result = bench_engine(audio, avatar, args.backend, args.seconds)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -235,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, help="ONNX Runtime threads (default: cores, max 4)"
     )
     generator.set_defaults(handler=_bench_generator)
+
+    engine = bench_commands.add_parser(
+        "engine", help="per-stage cost of the audio-to-portrait chain, and batch throughput"
+    )
+    engine.add_argument("--wav", type=Path, required=True, help="speech to drive it")
+    engine.add_argument("--avatar", default="default")
+    engine.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS)
+    engine.add_argument("--backend", default="auto", help="auto, torch or onnx")
+    engine.add_argument("--seconds", type=float, default=10.0)
+    engine.add_argument("--json", action="store_true", help="(the output is always JSON)")
+    engine.set_defaults(handler=_bench_engine)
 
     data = commands.add_parser("data", help="training and evaluation data")
     data_commands = data.add_subparsers(dest="data", required=True)

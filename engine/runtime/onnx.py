@@ -22,6 +22,9 @@ def cpu_session(path: Path, threads: int | None = None, rebuild: str = ""):
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Several sessions share the cores (landmark networks, generator, encoder threads):
+    # idle pool threads must sleep, not spin, or each run steals the next one's cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     hint = f": {rebuild}" if rebuild else ""
     if not Path(path).is_file():
         raise EngineError(f"missing {path}{hint}")
