@@ -1,0 +1,24 @@
+from engine.avatar.bundle import AvatarLibrary
+from engine.runtime.bench import bench_engine
+from server.settings import DEFAULT_AVATARS
+
+
+def test_the_engine_benchmark_reports_every_stage_in_the_documented_shape(speech):
+    avatar = AvatarLibrary(DEFAULT_AVATARS).get("default")
+    result = bench_engine(speech, avatar, "onnx", seconds=1.0)
+    assert result["backend"] == {"landmarks": "onnx", "generator": "onnx"}
+    assert result["frames"] >= 20  # a second of audio, minus the look-ahead still pending
+    assert set(result["per_frame_ms"]) == {"p50", "p95", "p99"} and result["fps"] > 0
+    assert set(result["stages"]) == {
+        "features",
+        "landmarks",
+        "emotion",
+        "alignment",
+        "guidance",
+        "generator",
+        "composite",
+        "encode",
+    }
+    for stage in result["stages"].values():
+        assert 0 <= stage["p50"] <= stage["p95"] <= stage["p99"]
+    assert set(result["throughput"]["landmarks"]) == {1, 4, 16, 64}
