@@ -7,17 +7,11 @@ ONNX Runtime, and compositing into the full frame. Milliseconds, p50/p95/p99.
 
 import time
 
-import numpy as np
-
 from engine.avatar.bundle import Avatar
 from engine.avatar.render import FaceRenderer
-from engine.runtime.generator import OnnxGenerator
 from engine.avatar.samples import generator_input, to_image
-
-
-def _percentiles(values: list[float]) -> dict:
-    ms = 1000 * np.asarray(values)
-    return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
+from engine.runtime.bench import percentiles_ms
+from engine.runtime.generator import OnnxGenerator
 
 
 def bench_generator(avatar: Avatar, frames: int = 200, threads: int | None = None) -> dict:
@@ -49,6 +43,6 @@ def bench_generator(avatar: Avatar, frames: int = 200, threads: int | None = Non
         "size": generator.size,
         "frame": f"{avatar.manifest.width}x{avatar.manifest.height}",
         "frames": frames,
-        "per_frame_ms": _percentiles(totals),
-        "stages_ms": {name: _percentiles(values) for name, values in stages.items()},
+        "per_frame_ms": percentiles_ms(totals),
+        "stages_ms": {name: percentiles_ms(values) for name, values in stages.items()},
     }

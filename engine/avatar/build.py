@@ -155,11 +155,10 @@ def _frames_and_tracks(source: Source, path: Path):
     from engine.avatar.photo import idle_loop, mouth_frames
     from engine.face.tracking import TrackingError, track_image
 
+    _check_one_face(source.frames, path)
     if source.kind == "video":
-        _check_one_face(source.frames, path)
         _say(3, f"tracking the face through {len(source.frames)} frames")
         return source.frames, _track(source.frames, path), None, None
-    _check_one_face(source.frames, path)
     photo = source.frames[0]
     try:
         face = track_image(photo).landmarks68[0, :, :2].astype(np.float64)

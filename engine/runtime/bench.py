@@ -28,8 +28,15 @@ EMOTION_EVERY = 5  # frames between live voice-emotion updates
 EMOTION_HOPS = 300  # 3 s
 
 
-def _p(values: list[float]) -> dict:
-    ms = 1000 * np.asarray(values)
+STAGES = (
+    "features", "landmarks", "emotion", "alignment", "guidance", "generator", "composite",
+    "encode",
+)  # fmt: skip
+
+
+def percentiles_ms(seconds: list[float]) -> dict:
+    """Durations in seconds -> {"p50", "p95", "p99"} in milliseconds."""
+    ms = 1000 * np.asarray(seconds)
     return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
 
 
@@ -59,19 +66,7 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
 
     frontend = AudioFrontEnd()
     audio = audio[: int(seconds * SAMPLE_RATE)]
-    stages = {
-        k: []
-        for k in (
-            "features",
-            "landmarks",
-            "emotion",
-            "alignment",
-            "guidance",
-            "generator",
-            "composite",
-            "encode",
-        )
-    }
+    stages = {name: [] for name in STAGES}
     totals, hops = [], np.zeros((1, EMOTION_HOPS, 15), np.float32)
     pose = avatar.track.pose
     for start in range(0, len(audio) - SAMPLES_PER_VIDEO_FRAME + 1, SAMPLES_PER_VIDEO_FRAME):
@@ -80,56 +75,43 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
         t1 = time.perf_counter()
         stages["features"].append(t1 - t0)
         for record in records:
-            t1 = time.perf_counter()
+            marks = [time.perf_counter()]  # the end of each stage after "features"
             frontal = batcher.run([FrameRequest("bench", record.mfcc, code)])["bench"]
-            t2 = time.perf_counter()
+            marks.append(time.perf_counter())
             hops = np.roll(hops, -4, axis=1)
             hops[0, -4:] = record.hops
             if record.index % EMOTION_EVERY == 0:
                 runtime.emotion(hops)
-            t3 = time.perf_counter()
+            marks.append(time.perf_counter())
             i = avatar.loop_index(record.index)
             posed = align_3d(
                 frontal[None],
                 neutral[:, 2],
                 Pose(pose.rotation[i : i + 1], pose.translation[i : i + 1], pose.scale[i : i + 1]),
             )[0]
-            t4 = time.perf_counter()
+            marks.append(time.perf_counter())
             sample = renderer.sample(i, posed)
             x = generator_input(sample)[None]
-            t5 = time.perf_counter()
+            marks.append(time.perf_counter())
             crop = to_image(generator(x)[0])
-            t6 = time.perf_counter()
+            marks.append(time.perf_counter())
             frame = renderer.composite(i, crop, sample.mask)
-            t7 = time.perf_counter()
-            packets = encoder.encode(
+            marks.append(time.perf_counter())
+            encoder.encode(
                 av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
             )
-            t8 = time.perf_counter()
-            del packets
-            for name, (a, b) in zip(
-                (
-                    "landmarks",
-                    "emotion",
-                    "alignment",
-                    "guidance",
-                    "generator",
-                    "composite",
-                    "encode",
-                ),
-                ((t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6), (t6, t7), (t7, t8)),
-                strict=True,
-            ):
-                stages[name].append(b - a)
-            totals.append(t8 - t1 + stages["features"][-1])
+            marks.append(time.perf_counter())
+            for name, spent in zip(STAGES[1:], np.diff(marks), strict=True):
+                stages[name].append(spent)
+            totals.append(marks[-1] - marks[0] + stages["features"][-1])
     return {
         "backend": {"landmarks": runtime.name, "generator": generator.name},
         "avatar": avatar.manifest.name,
         "frame": f"{avatar.manifest.width}x{avatar.manifest.height}",
         "frames": len(totals),
         "fps": round(len(totals) / sum(totals), 1),  # sustained by one session's compute
-        "per_frame_ms": _p(totals),
-        "stages": {name: _p(values) for name, values in stages.items()},
+        "per_frame_ms": percentiles_ms(totals),
+        "stages": {name: percentiles_ms(values) for name, values in stages.items()},
         "throughput": _throughput(runtime, generator),
     }
 
