@@ -6,14 +6,16 @@ L LSTM layers, D hidden size):
     content.onnx        window (N, 28, 12) MFCC            -> content (N, C)
     emotion.onnx        hops (N, H, 15) MFCC + prosody     -> emotion (N, E)
     identity.onnx       neutral (N, 68, 2) frontal          -> identity (N, I)
+    classifier.onnx     code (N, E)                         -> logits (N, 8), EMOTIONS order
     landmark_step.onnx  content (N, C), emotion (N, E), identity (N, I),
                         h (L, N, D), c (L, N, D)           -> displacement (N, 68, 2),
                                                               h_out, c_out
 
 ``landmark_step`` is one LSTM step and the MLP of eq. 7, so the runtime keeps each
 session's (h, c) and batches sessions by stacking them along N. ``export_onnx`` writes
-the files and ``models.json`` (every input and output with its shape and dtype, and the
-checkpoint's digest, so stale exports are detected).
+the files and ``models.json`` (every input and output with its shape and dtype, the
+emotion space's cluster means and counts, and the checkpoint's digest, so stale exports
+are detected).
 """
 
 import json
@@ -74,6 +76,12 @@ def example_inputs(model: AudioToLandmarks, batch: int = 2, hops: int = 100) -> 
             ["identity"],
             {"neutral": {0: "N"}, "identity": {0: "N"}},
         ),
+        "classifier": (
+            model.classifier,
+            {"code": randn(batch, config.emotion_dim)},
+            ["logits"],
+            {"code": {0: "N"}, "logits": {0: "N"}},
+        ),
         "landmark_step": (
             LandmarkStep(model),
             {
@@ -99,7 +107,7 @@ def example_inputs(model: AudioToLandmarks, batch: int = 2, hops: int = 100) -> 
 
 
 def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) -> dict:
-    """Write the four ONNX files and models.json into out_dir (atomically each)."""
+    """Write the five ONNX files and models.json into out_dir (atomically each)."""
     import onnx
 
     model = checkpoint.model.eval()
@@ -108,6 +116,10 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
         "opset": OPSET,
         "checkpoint": checkpoint_path.name,
         "digest": checkpoint_digest(checkpoint_path),
+        "emotion_space": {
+            "means": checkpoint.means.tolist(),
+            "counts": checkpoint.counts.tolist(),
+        },
         "models": {},
     }
     for name, (module, inputs, outputs, axes) in example_inputs(model).items():

@@ -26,7 +26,7 @@ def evaluate_emotion(checkpoint: Checkpoint, ravdess_dir: Path) -> dict:
             f"every speaker under {ravdess_dir} was used to train this checkpoint; "
             "point --ravdess at speakers it has not heard"
         )
-    space = EmotionSpace(checkpoint)
+    space = EmotionSpace.from_checkpoint(checkpoint)
     present = sorted({EMOTIONS.index(r.emotion) for r in held})
     names = [EMOTIONS[k] for k in present]
     truth, predicted = [], []

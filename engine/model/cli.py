@@ -38,7 +38,7 @@ def _landmarks(args: argparse.Namespace) -> int:
     from engine.wav import read_wav
 
     checkpoint = load_checkpoint(args.checkpoint)
-    model, space = LandmarkModel(checkpoint), EmotionSpace(checkpoint)
+    model, space = LandmarkModel(checkpoint), EmotionSpace.from_checkpoint(checkpoint)
     audio = read_wav(args.audio, SAMPLE_RATE)
     code, source = _emotion_code(args, space, audio)
     windows, _ = model.windows(audio)

@@ -12,28 +12,61 @@ the training utterances' codes, stored in the checkpoint.
 """
 
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from engine.audio.prosody import N_HOP_FEATURES, compute_hop_features, speech_span
 from engine.constants import EMOTIONS, MFCC_HOPS_PER_VIDEO_FRAME, VIDEO_FPS
 from engine.errors import EngineError
-from engine.model.checkpoint import Checkpoint, require_trained
 
 MIN_CLIP_HOPS = 25  # 0.25 s: shorter clips say too little about emotion
 
+Encode = Callable[[np.ndarray], np.ndarray]  # (N, H, 15) hops -> (N, E) codes
+Classify = Callable[[np.ndarray], np.ndarray]  # (N, E) codes -> (N, 8) logits, EMOTIONS order
+
 
 class EmotionSpace:
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        require_trained(checkpoint, ("emotion", "classifier"), "emotion")
-        self._model = checkpoint.model.eval()
-        self.means = checkpoint.means.numpy().astype(np.float32)
-        self.known = tuple(
-            e for e, n in zip(EMOTIONS, checkpoint.counts.tolist(), strict=True) if n > 0
-        )
+    """The cluster means and counts of a checkpoint, with Ee and Ce from any backend:
+    ``from_checkpoint`` runs them in PyTorch, ``from_runtime`` on a landmark runtime
+    (ONNX Runtime needs no torch)."""
+
+    def __init__(
+        self, means: np.ndarray, counts: np.ndarray, encode: Encode, classify: Classify
+    ) -> None:
+        self.means = np.asarray(means, np.float32)
+        if self.means.ndim != 2 or len(self.means) != len(EMOTIONS) or len(counts) != len(EMOTIONS):
+            raise EngineError(f"emotion means must be ({len(EMOTIONS)}, E), got {self.means.shape}")
+        self.known = tuple(e for e, n in zip(EMOTIONS, counts, strict=True) if n > 0)
         if "neutral" not in self.known:
             raise EngineError("this checkpoint has no neutral cluster; retrain the emotion stage")
+        self._encode, self._classify = encode, classify
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint) -> "EmotionSpace":
+        import torch
+
+        from engine.model.checkpoint import require_trained
+
+        require_trained(checkpoint, ("emotion", "classifier"), "emotion")
+        model = checkpoint.model.eval()
+
+        def run(module):
+            def call(x: np.ndarray) -> np.ndarray:
+                with torch.no_grad():
+                    return module(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+
+            return call
+
+        return cls(
+            checkpoint.means.numpy(), checkpoint.counts.numpy(), run(model.emotion),
+            run(model.classifier),
+        )  # fmt: skip
+
+    @classmethod
+    def from_runtime(cls, runtime) -> "EmotionSpace":
+        """Ee and Ce of an engine.runtime.landmarks runtime, with its stored means."""
+        return cls(runtime.emotion_means, runtime.emotion_counts, runtime.emotion, runtime.classify)
 
     @property
     def neutral(self) -> np.ndarray:
@@ -56,7 +89,6 @@ class EmotionSpace:
             raise EngineError(f"alpha must be in [0, 1], got {alpha}")
         return (alpha * np.asarray(source) + (1.0 - alpha) * np.asarray(target)).astype(np.float32)
 
-    @torch.no_grad()
     def from_audio(self, hops: np.ndarray, trim: bool = True) -> np.ndarray:
         """(H, 15) hop features (engine.audio.prosody) -> the clip's emotion code. The
         silence before and after the speech is trimmed first unless trim is False."""
@@ -70,19 +102,18 @@ class EmotionSpace:
         if trim:
             hops = hops[speech_span(hops, MIN_CLIP_HOPS)]
         finite = np.nan_to_num(hops, nan=0.0, posinf=0.0, neginf=0.0)
-        return self._model.emotion(torch.from_numpy(finite)[None])[0].numpy()
+        return self._encode(finite[None])[0]
 
     def from_signal(self, audio: np.ndarray) -> np.ndarray:
         """(n,) 16 kHz speech -> its emotion code."""
         return self.from_audio(compute_hop_features(audio))
 
-    @torch.no_grad()
     def probabilities(self, code: np.ndarray) -> dict[str, float]:
         """Ce's belief over the emotions this model knows."""
-        logits = self._model.classifier(torch.from_numpy(np.asarray(code, np.float32))[None])[0]
-        known = [EMOTIONS.index(e) for e in self.known]
-        p = torch.softmax(logits[known], dim=0).tolist()
-        return dict(zip(self.known, p, strict=True))
+        logits = self._classify(np.asarray(code, np.float32)[None])[0].astype(np.float64)
+        known = logits[[EMOTIONS.index(e) for e in self.known]]
+        p = np.exp(known - known.max())
+        return dict(zip(self.known, (p / p.sum()).tolist(), strict=True))
 
 
 class VoiceEmotion:

@@ -4,6 +4,7 @@
     content = runtime.content(windows)                 # (N, 28, 12) -> (N, C)
     emotion = runtime.emotion(hops)                    # (N, H, 15) -> (N, E)
     identity = runtime.identity(neutral)               # (N, 68, 2) -> (N, I)
+    logits = runtime.classify(codes)                   # (N, E) -> (N, 8), EMOTIONS order
     displacement, h, c = runtime.step(content, emotion, identity, h, c)
                                                        # one frame; h, c: (L, N, D)
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
 SHIPPED_ONNX = WEIGHTS / "onnx"
 SHIPPED_CHECKPOINT = WEIGHTS / "evp-a2l.safetensors"
+NETWORKS = ("content", "emotion", "identity", "classifier", "landmark_step")
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -44,10 +46,13 @@ class LandmarkRuntime(Protocol):
     name: str
     layers: int
     hidden: int
+    emotion_means: np.ndarray  # (8, E) the emotion space's cluster means, EMOTIONS order
+    emotion_counts: np.ndarray  # (8,) training utterances behind each; 0 = never seen
 
     def content(self, windows: np.ndarray) -> np.ndarray: ...
     def emotion(self, hops: np.ndarray) -> np.ndarray: ...
     def identity(self, neutral: np.ndarray) -> np.ndarray: ...
+    def classify(self, codes: np.ndarray) -> np.ndarray: ...
     def step(
         self,
         content: np.ndarray,
@@ -81,10 +86,19 @@ class OnnxLandmarks:
                 f"--out {directory}`"
             )
         rebuild = f"run `evp export onnx --out {directory}`"
+        missing = [name for name in NETWORKS if name not in spec.get("models", {})]
+        missing += [] if "emotion_space" in spec else ["emotion_space"]
+        if missing:
+            raise BackendUnavailable(
+                f"the ONNX export in {directory} lacks {', '.join(missing)} (an older export): "
+                f"{rebuild}"
+            )
         self._sessions = {
-            name: cpu_session(directory / f"{name}.onnx", threads, rebuild)
-            for name in ("content", "emotion", "identity", "landmark_step")
+            name: cpu_session(directory / f"{name}.onnx", threads, rebuild) for name in NETWORKS
         }
+        space = spec["emotion_space"]
+        self.emotion_means = np.asarray(space["means"], np.float32)
+        self.emotion_counts = np.asarray(space["counts"], np.float32)
         state = spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
         self.layers, self.hidden = int(state[0]), int(state[2])
         self.digest = spec.get("digest")
@@ -102,6 +116,9 @@ class OnnxLandmarks:
     def identity(self, neutral):
         return self._run("identity", neutral=neutral)[0]
 
+    def classify(self, codes):
+        return self._run("classifier", code=codes)[0]
+
     def step(self, content, emotion, identity, h, c):
         displacement, h, c = self._run(
             "landmark_step", content=content, emotion=emotion, identity=identity, h=h, c=c
@@ -117,8 +134,11 @@ class TorchLandmarks:
         from engine.model.checkpoint import load_checkpoint
         from trt_build.onnx_export import LandmarkStep
 
-        model = load_checkpoint(checkpoint_path).model.eval().to(self.device)
+        checkpoint = load_checkpoint(checkpoint_path)
+        model = checkpoint.model.eval().to(self.device)
         self._model, self._step = model, LandmarkStep(model).eval()
+        self.emotion_means = checkpoint.means.numpy().astype(np.float32)
+        self.emotion_counts = checkpoint.counts.numpy().astype(np.float32)
         self.layers, self.hidden = model.config.lstm_layers, model.config.hidden
 
     def _run(self, module, *arrays):
@@ -140,6 +160,9 @@ class TorchLandmarks:
 
     def identity(self, neutral):
         return self._run(self._model.identity, neutral)[0]
+
+    def classify(self, codes):
+        return self._run(self._model.classifier, codes)[0]
 
     def step(self, content, emotion, identity, h, c):
         displacement, h, c = self._run(self._step, content, emotion, identity, h, c)

@@ -17,7 +17,10 @@ def exported(tmp_path_factory):
 
 def test_the_export_describes_every_input_and_output_with_a_dynamic_batch(exported):
     spec = json.loads((exported / SPEC_FILE).read_text())
-    assert set(spec["models"]) == {"content", "emotion", "identity", "landmark_step"}
+    assert set(spec["models"]) == {"content", "emotion", "identity", "classifier", "landmark_step"}
+    assert spec["models"]["classifier"]["outputs"][0]["shape"] == ["N", 8]
+    space = spec["emotion_space"]
+    assert len(space["means"]) == 8 and len(space["means"][0]) == 32 and len(space["counts"]) == 8
     step = spec["models"]["landmark_step"]
     assert [v["name"] for v in step["inputs"]] == ["content", "emotion", "identity", "h", "c"]
     assert [v["name"] for v in step["outputs"]] == ["displacement", "h_out", "c_out"]

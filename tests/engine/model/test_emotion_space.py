@@ -10,7 +10,7 @@ from tests.engine.model.helpers import random_checkpoint
 
 @pytest.fixture
 def space():
-    return EmotionSpace(random_checkpoint(ModelConfig(emotion_dim=6)))
+    return EmotionSpace.from_checkpoint(random_checkpoint(ModelConfig(emotion_dim=6)))
 
 
 def test_category_intensity_moves_from_neutral_to_the_cluster_mean(space):

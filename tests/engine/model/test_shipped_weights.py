@@ -18,7 +18,7 @@ LOW_LATENCY = DEFAULT_WEIGHTS.with_name("evp-a2l-lowlatency.safetensors")
 @pytest.fixture(scope="module", params=[DEFAULT_WEIGHTS, LOW_LATENCY], ids=["evp", "low-latency"])
 def shipped(request):
     checkpoint = load_checkpoint(request.param)
-    return LandmarkModel(checkpoint), EmotionSpace(checkpoint)
+    return LandmarkModel(checkpoint), EmotionSpace.from_checkpoint(checkpoint)
 
 
 @pytest.fixture(scope="module")

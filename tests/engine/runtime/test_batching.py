@@ -10,7 +10,7 @@ from engine.runtime.landmarks import OnnxLandmarks
 
 def test_many_sessions_in_one_batch_equal_each_session_alone(speech):
     model = LandmarkModel.load()
-    space = EmotionSpace(model.checkpoint)
+    space = EmotionSpace.from_checkpoint(model.checkpoint)
     windows, _ = model.windows(speech[: 16000 * 5])
     rng = np.random.default_rng(0)
     sessions = {
@@ -48,7 +48,7 @@ def test_many_sessions_in_one_batch_equal_each_session_alone(speech):
 def test_sessions_are_kept_apart_and_misuse_is_refused(speech):
     model = LandmarkModel.load()
     windows, _ = model.windows(speech[: 16000 * 2])
-    code = EmotionSpace(model.checkpoint).category("neutral")
+    code = EmotionSpace.from_checkpoint(model.checkpoint).category("neutral")
     batcher = LandmarkBatcher(OnnxLandmarks())
     batcher.open("a", model.canonical_face)
     batcher.open("b", model.canonical_face)

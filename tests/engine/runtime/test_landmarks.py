@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from engine.runtime.landmarks import (
 def inputs(speech):
     model = LandmarkModel.load()
     windows, _ = model.windows(speech[: 16000 * 6])
-    code = EmotionSpace(model.checkpoint).category("happy", 0.8)
+    code = EmotionSpace.from_checkpoint(model.checkpoint).category("happy", 0.8)
     return model, windows.astype(np.float32), code.astype(np.float32), model.canonical_face
 
 
@@ -80,6 +82,26 @@ def test_backend_choice_and_errors(tmp_path):
     other.write_bytes(b"not the shipped weights")
     with pytest.raises(BackendUnavailable, match="another checkpoint"):
         OnnxLandmarks(SHIPPED_ONNX, checkpoint_path=other)
+    older = json.loads((SHIPPED_ONNX / "models.json").read_text())
+    del older["models"]["classifier"], older["emotion_space"]
+    (tmp_path / "models.json").write_text(json.dumps(older))
+    with pytest.raises(
+        BackendUnavailable, match="lacks classifier, emotion_space.*evp export onnx"
+    ):
+        OnnxLandmarks(tmp_path)
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailable, match="no GPU is visible"):
             TorchLandmarks(device="cuda")
+
+
+def test_the_emotion_space_is_the_same_on_onnx_runtime_and_pytorch(speech):
+    """Serving builds its emotion space from the ONNX export alone (no torch)."""
+    model = LandmarkModel.load()
+    reference = EmotionSpace.from_checkpoint(model.checkpoint)
+    served = EmotionSpace.from_runtime(OnnxLandmarks())
+    assert served.known == reference.known
+    np.testing.assert_allclose(served.means, reference.means, atol=1e-7)
+    code, ref_code = served.from_signal(speech[:48000]), reference.from_signal(speech[:48000])
+    assert np.abs(code - ref_code).max() < 1e-4
+    served_p, ref_p = served.probabilities(code), reference.probabilities(ref_code)
+    assert max(abs(served_p[e] - ref_p[e]) for e in served.known) < 1e-4

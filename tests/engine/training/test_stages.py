@@ -60,7 +60,7 @@ def test_all_stages_chain_into_a_working_model(corpus, tmp_path, speech):
     assert train_speakers and all(
         corpus.items[i].speaker in train_speakers for i in corpus.select("train")
     )
-    space = EmotionSpace(checkpoint)
+    space = EmotionSpace.from_checkpoint(checkpoint)
     model = LandmarkModel(checkpoint)
     windows, _ = model.windows(speech[:16000])
     landmarks = model.predict(windows, space.category("happy", 0.5), corpus.canonical)
