@@ -9,6 +9,7 @@ from pathlib import Path
 from engine.errors import EngineError
 from engine.evaluation.cli import add_eval_commands
 from engine.model.cli import add_landmarks_command
+from engine.pipeline.cli import add_render_command
 from engine.training.cli import add_train_commands
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
 from trt_build.cli import add_export_commands
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(commands)
     add_eval_commands(commands)
     add_landmarks_command(commands)
+    add_render_command(commands)
     add_export_commands(commands)
     return parser
 

@@ -116,6 +116,7 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
         "opset": OPSET,
         "checkpoint": checkpoint_path.name,
         "digest": checkpoint_digest(checkpoint_path),
+        "lookahead_hops": checkpoint.config.lookahead_hops,  # the MFCC window it was trained on
         "emotion_space": {
             "means": checkpoint.means.tolist(),
             "counts": checkpoint.counts.tolist(),

@@ -34,6 +34,11 @@ class Pose:
     translation: np.ndarray
     scale: np.ndarray
 
+    def frame(self, index: int) -> "Pose":
+        """The pose of one frame, as a pose of length 1."""
+        span = slice(index, index + 1)
+        return Pose(self.rotation[span], self.translation[span], self.scale[span])
+
     def apply(self, frontal: np.ndarray) -> np.ndarray:
         """(T, N, 3) frontal points -> (T, N, 3) image points."""
         return (

@@ -48,6 +48,7 @@ class LandmarkRuntime(Protocol):
     hidden: int
     emotion_means: np.ndarray  # (8, E) the emotion space's cluster means, EMOTIONS order
     emotion_counts: np.ndarray  # (8,) training utterances behind each; 0 = never seen
+    lookahead_hops: int  # the MFCC window placement it was trained with (engine.audio.mfcc)
 
     def content(self, windows: np.ndarray) -> np.ndarray: ...
     def emotion(self, hops: np.ndarray) -> np.ndarray: ...
@@ -87,7 +88,7 @@ class OnnxLandmarks:
             )
         rebuild = f"run `evp export onnx --out {directory}`"
         missing = [name for name in NETWORKS if name not in spec.get("models", {})]
-        missing += [] if "emotion_space" in spec else ["emotion_space"]
+        missing += [key for key in ("emotion_space", "lookahead_hops") if key not in spec]
         if missing:
             raise BackendUnavailable(
                 f"the ONNX export in {directory} lacks {', '.join(missing)} (an older export): "
@@ -99,6 +100,7 @@ class OnnxLandmarks:
         space = spec["emotion_space"]
         self.emotion_means = np.asarray(space["means"], np.float32)
         self.emotion_counts = np.asarray(space["counts"], np.float32)
+        self.lookahead_hops = int(spec["lookahead_hops"])
         state = spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
         self.layers, self.hidden = int(state[0]), int(state[2])
         self.digest = spec.get("digest")
@@ -139,6 +141,7 @@ class TorchLandmarks:
         self._model, self._step = model, LandmarkStep(model).eval()
         self.emotion_means = checkpoint.means.numpy().astype(np.float32)
         self.emotion_counts = checkpoint.counts.numpy().astype(np.float32)
+        self.lookahead_hops = checkpoint.config.lookahead_hops
         self.layers, self.hidden = model.config.lstm_layers, model.config.hidden
 
     def _run(self, module, *arrays):

@@ -100,6 +100,7 @@ def test_the_emotion_space_is_the_same_on_onnx_runtime_and_pytorch(speech):
     reference = EmotionSpace.from_checkpoint(model.checkpoint)
     served = EmotionSpace.from_runtime(OnnxLandmarks())
     assert served.known == reference.known
+    assert OnnxLandmarks().lookahead_hops == model.checkpoint.config.lookahead_hops == 12
     np.testing.assert_allclose(served.means, reference.means, atol=1e-7)
     code, ref_code = served.from_signal(speech[:48000]), reference.from_signal(speech[:48000])
     assert np.abs(code - ref_code).max() < 1e-4
