@@ -10,6 +10,7 @@ from engine.errors import EngineError
 from engine.evaluation.cli import add_eval_commands
 from engine.model.cli import add_landmarks_command
 from engine.pipeline.cli import add_render_command
+from engine.runtime.backends import BACKENDS
 from engine.training.cli import add_train_commands
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
 from trt_build.cli import add_export_commands
@@ -110,12 +111,14 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
     from engine.avatar.bundle import AvatarLibrary
     from engine.constants import SAMPLE_RATE
-    from engine.runtime.bench import bench_engine
+    from engine.runtime.bench import bench_engine, plot_engine
     from engine.wav import read_wav
 
     avatar = AvatarLibrary(args.avatars).get(args.avatar)
     audio = read_wav(args.wav, SAMPLE_RATE)
     result = bench_engine(audio, avatar, args.backend, args.seconds)
+    if args.plot:
+        plot_engine(result, args.plot)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -258,9 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--wav", type=Path, required=True, help="speech to drive it")
     engine.add_argument("--avatar", default="default")
     engine.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS)
-    engine.add_argument("--backend", default="auto", help="auto, torch or onnx")
+    engine.add_argument("--backend", default="auto", choices=BACKENDS)
     engine.add_argument("--seconds", type=float, default=10.0)
     engine.add_argument("--json", action="store_true", help="(the output is always JSON)")
+    engine.add_argument("--plot", type=Path, help="also draw stages and throughput as a PNG")
     engine.set_defaults(handler=_bench_engine)
 
     data = commands.add_parser("data", help="training and evaluation data")

@@ -57,7 +57,7 @@ class PortraitSession:
         self.avatar = avatar
         self.emotion = emotion
         self._engine = engine
-        self._renderer = engine.renderer(avatar)
+        self.renderer = engine.renderer(avatar)
         self._depth = avatar.track.neutral[:, 2]
 
     def request(self, features: FrameFeatures) -> FrameRequest:
@@ -65,13 +65,18 @@ class PortraitSession:
         code = self.emotion.next(features.hops, features.voiced)
         return FrameRequest(self.id, features.mfcc, code)
 
+    def pose(self, tick: int, frontal: np.ndarray) -> tuple[int, np.ndarray]:
+        """(loop frame index, (68, 2) image pixels): frontal landmarks posed like the loop
+        frame shown at ``tick`` (eq. 8)."""
+        index = self.avatar.loop_index(tick)
+        posed = align_3d(frontal[None], self._depth, self.avatar.track.pose.frame(index))[0]
+        return index, posed
+
     def draw(self, tick: int, frontal: np.ndarray) -> tuple[Rendered, np.ndarray]:
         """Frontal (68, 2) landmarks drawn on loop frame ``tick`` of the avatar; also
         returns them posed like that frame, (68, 2) image pixels."""
-        index = self.avatar.loop_index(tick)
-        pose = self.avatar.track.pose.frame(index)
-        posed = align_3d(frontal[None], self._depth, pose)[0]
-        return self._renderer.render(index, posed), posed
+        index, posed = self.pose(tick, frontal)
+        return self.renderer.render(index, posed), posed
 
     def reset(self) -> None:
         """A new stretch of audio (after a gap or a flush): the LSTM starts from zero."""

@@ -1,12 +1,13 @@
 """``evp bench engine``: per-stage cost of one frame of the audio-to-portrait chain.
 
-Runs the real stages over a speech file for one session, frame by frame, on the chosen
-backend, and reports milliseconds p50/p95/p99 per stage and per whole frame:
+Runs the live pipeline's own objects (engine.pipeline.portrait) over a speech file for one
+session in auto emotion mode, frame by frame, on the chosen backend, and reports
+milliseconds p50/p95/p99 per stage and per whole frame:
 
     features    streaming front-end (16 kHz in 40 ms chunks: resample-free, VAD, MFCC)
+    emotion     the session's emotion control: Ee on the last 3 s of voiced hops every
+                5th voiced frame (auto mode), eased transitions otherwise
     landmarks   Ec + one LSTM step through the LandmarkBatcher (batch of one)
-    emotion     Ee on the last 3 s of hops (live voice emotion runs it every 5th frame,
-                so a fifth of one call counts towards each frame)
     alignment   3D-aware alignment (eq. 8) to the loop frame's pose
     guidance    crop, sketch, mask and generator input
     generator   the avatar's generator
@@ -14,22 +15,20 @@ backend, and reports milliseconds p50/p95/p99 per stage and per whole frame:
     encode      RGB -> I420 and H.264 (libx264, ultrafast, zerolatency), as sent
 
 Then the neural part's throughput as sessions grow: Ec + LSTM step at batch 1..64, and
-the generator at batch 1..8, in frames per second.
+the generator at batch 1..8, in frames per second. ``plot_engine`` draws both.
 """
 
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
 from engine.constants import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
-
-EMOTION_EVERY = 5  # frames between live voice-emotion updates
-EMOTION_HOPS = 300  # 3 s
-
+from engine.emotion_state import EmotionState
 
 STAGES = (
-    "features", "landmarks", "emotion", "alignment", "guidance", "generator", "composite",
+    "features", "emotion", "landmarks", "alignment", "guidance", "generator", "composite",
     "encode",
 )  # fmt: skip
 
@@ -43,32 +42,22 @@ def percentiles_ms(seconds: list[float]) -> dict:
 def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: float = 10.0) -> dict:
     import av
 
-    from engine.audio.frontend import AudioFrontEnd
-    from engine.avatar.render import FaceRenderer
+    from engine.audio.frontend import AudioFrontEnd, FrontEndOptions
     from engine.avatar.samples import generator_input, to_image
-    from engine.face.align3d import align_3d
-    from engine.face.pose import Pose
-    from engine.runtime.batching import FrameRequest, LandmarkBatcher
-    from engine.runtime.generator import load_generator_runtime
-    from engine.runtime.landmarks import load_landmark_runtime
+    from engine.pipeline.portrait import PortraitEngine
 
-    runtime = load_landmark_runtime(backend)
-    generator = load_generator_runtime(avatar, backend)
-    renderer = FaceRenderer(avatar, generator)
-    batcher = LandmarkBatcher(runtime)
-    neutral = avatar.track.neutral
-    batcher.open("bench", neutral[:, :2])
-    code = np.zeros(runtime.emotion(np.zeros((1, 50, 15), np.float32)).shape[1], np.float32)
+    engine = PortraitEngine.load(backend)
+    session = engine.open("bench", avatar, EmotionState(mode="auto"))
+    renderer = session.renderer
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height = avatar.manifest.width, avatar.manifest.height
     encoder.pix_fmt, encoder.time_base = "yuv420p", Fraction(1, VIDEO_FPS)
     encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
 
-    frontend = AudioFrontEnd()
+    frontend = AudioFrontEnd(options=FrontEndOptions(window=engine.window))
     audio = audio[: int(seconds * SAMPLE_RATE)]
     stages = {name: [] for name in STAGES}
-    totals, hops = [], np.zeros((1, EMOTION_HOPS, 15), np.float32)
-    pose = avatar.track.pose
+    totals = []
     for start in range(0, len(audio) - SAMPLES_PER_VIDEO_FRAME + 1, SAMPLES_PER_VIDEO_FRAME):
         t0 = time.perf_counter()
         records = frontend.push(audio[start : start + SAMPLES_PER_VIDEO_FRAME])
@@ -76,26 +65,18 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
         stages["features"].append(t1 - t0)
         for record in records:
             marks = [time.perf_counter()]  # the end of each stage after "features"
-            frontal = batcher.run([FrameRequest("bench", record.mfcc, code)])["bench"]
+            request = session.request(record)
             marks.append(time.perf_counter())
-            hops = np.roll(hops, -4, axis=1)
-            hops[0, -4:] = record.hops
-            if record.index % EMOTION_EVERY == 0:
-                runtime.emotion(hops)
+            frontal = engine.batcher.run([request])["bench"]
             marks.append(time.perf_counter())
-            i = avatar.loop_index(record.index)
-            posed = align_3d(
-                frontal[None],
-                neutral[:, 2],
-                Pose(pose.rotation[i : i + 1], pose.translation[i : i + 1], pose.scale[i : i + 1]),
-            )[0]
+            index, posed = session.pose(record.index, frontal)
             marks.append(time.perf_counter())
-            sample = renderer.sample(i, posed)
+            sample = renderer.sample(index, posed)
             x = generator_input(sample)[None]
             marks.append(time.perf_counter())
-            crop = to_image(generator(x)[0])
+            crop = to_image(renderer.generator(x)[0])
             marks.append(time.perf_counter())
-            frame = renderer.composite(i, crop, sample.mask)
+            frame = renderer.composite(index, crop, sample.mask)
             marks.append(time.perf_counter())
             encoder.encode(
                 av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
@@ -104,15 +85,16 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
             for name, spent in zip(STAGES[1:], np.diff(marks), strict=True):
                 stages[name].append(spent)
             totals.append(marks[-1] - marks[0] + stages["features"][-1])
+    session.close()
     return {
-        "backend": {"landmarks": runtime.name, "generator": generator.name},
+        "backend": {"landmarks": engine.runtime.name, "generator": renderer.generator.name},
         "avatar": avatar.manifest.name,
         "frame": f"{avatar.manifest.width}x{avatar.manifest.height}",
         "frames": len(totals),
         "fps": round(len(totals) / sum(totals), 1),  # sustained by one session's compute
         "per_frame_ms": percentiles_ms(totals),
         "stages": {name: percentiles_ms(values) for name, values in stages.items()},
-        "throughput": _throughput(runtime, generator),
+        "throughput": _throughput(engine.runtime, renderer.generator),
     }
 
 
@@ -136,3 +118,53 @@ def _throughput(runtime, generator, repeats: int = 20) -> dict:
             generator(x)
         out["generator"][n] = round(n * max(3, repeats // n) / (time.perf_counter() - started), 1)
     return out
+
+
+def plot_engine(result: dict, path: Path) -> None:
+    """Per-stage p50/p99 bars and throughput against batch size, as one PNG."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        from engine.errors import EngineError
+
+        raise EngineError("--plot needs matplotlib: pip install matplotlib") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (stages, batch) = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(result["stages"])
+    y = np.arange(len(names))
+    for offset, q in ((-0.2, "p50"), (0.2, "p99")):
+        stages.barh(y + offset, [result["stages"][n][q] for n in names], 0.4, label=q)
+    stages.set_yticks(y, names)
+    stages.invert_yaxis()
+    stages.set_xlabel("ms per frame")
+    per_frame = result["per_frame_ms"]
+    stages.set_title(
+        f"one session: {per_frame['p50']:.1f} ms p50, {per_frame['p99']:.1f} ms p99, "
+        f"{result['fps']:.0f} fps",
+        fontsize=9,
+    )
+    stages.axvline(40, color="grey", ls=":", lw=1)
+    stages.legend(fontsize=8)
+    for part, values in result["throughput"].items():
+        sizes = [int(k) for k in values]
+        batch.plot(sizes, list(values.values()), "o-", label=part)
+    batch.axhline(VIDEO_FPS, color="grey", ls=":", lw=1)
+    batch.set_xscale("log", base=2)
+    batch.set_yscale("log")
+    batch.set_xlabel("sessions per tick (batch)")
+    batch.set_ylabel("frames per second")
+    batch.set_title("throughput as the batch grows", fontsize=9)
+    batch.legend(fontsize=8)
+    backend = result["backend"]
+    figure.suptitle(
+        f"evp bench engine: {result['avatar']} ({result['frame']}), landmarks on "
+        f"{backend['landmarks']}, generator on {backend['generator']}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    tmp = path.with_name(path.name + ".partial.png")
+    figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+    tmp.replace(path)

@@ -1,9 +1,9 @@
 from engine.avatar.bundle import AvatarLibrary
-from engine.runtime.bench import bench_engine
+from engine.runtime.bench import bench_engine, plot_engine
 from server.settings import DEFAULT_AVATARS
 
 
-def test_the_engine_benchmark_reports_every_stage_in_the_documented_shape(speech):
+def test_the_engine_benchmark_reports_every_stage_in_the_documented_shape(speech, tmp_path):
     avatar = AvatarLibrary(DEFAULT_AVATARS).get("default")
     result = bench_engine(speech, avatar, "onnx", seconds=1.0)
     assert result["backend"] == {"landmarks": "onnx", "generator": "onnx"}
@@ -22,3 +22,5 @@ def test_the_engine_benchmark_reports_every_stage_in_the_documented_shape(speech
     for stage in result["stages"].values():
         assert 0 <= stage["p50"] <= stage["p95"] <= stage["p99"]
     assert set(result["throughput"]["landmarks"]) == {1, 4, 16, 64}
+    plot_engine(result, tmp_path / "engine.png")
+    assert (tmp_path / "engine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
