@@ -8,7 +8,9 @@ verify on a machine with an NVIDIA GPU and TensorRT 10:
     pip install tensorrt-cu12            # from NVIDIA's index
     evp export onnx --out build/onnx
     evp export trt --dir build/onnx --out build/trt
-    evp export verify --dir build/onnx --trt build/trt    (runtime issue, to come)
+    evp export verify --dir build/onnx --trt build/trt
+    evp export trt --avatar default --out build/trt     # an avatar's generator
+    evp export verify --trt build/trt --avatar default
 
 Engines are specific to the GPU's compute capability and the TensorRT version, so each
 file's name carries a key of both (``engine_key``); a mismatch is refused with the
@@ -18,15 +20,19 @@ command that rebuilds it.
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
+
+import numpy as np
 
 from engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-#: (min, opt, max) for each symbolic dimension of models.json: N sessions, H emotion hops.
-SYMBOLIC = {"N": (1, 16, MAX_BATCH), "H": (25, 300, 1000)}
+#: (min, opt, max) for each symbolic dimension: N (or an avatar generator's "batch")
+#: sessions, H emotion hops.
+SYMBOLIC = {"N": (1, 16, MAX_BATCH), "batch": (1, 16, MAX_BATCH), "H": (25, 300, 1000)}
 WORKSPACE_BYTES = 1 << 30
 
 
@@ -47,6 +53,16 @@ def profile_shapes(io: dict, symbolic: dict = SYMBOLIC) -> dict[str, tuple[tuple
             triple.append(tuple(dims))
         shapes[value["name"]] = tuple(triple)
     return shapes
+
+
+def check_shape(name: str, shape: tuple, profile: tuple[tuple, tuple, tuple], engine: Path) -> None:
+    """Refuse an input the engine's optimisation profile does not cover, saying why."""
+    low, _, high = profile
+    if len(shape) != len(low) or any(not lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
+        raise EngineError(
+            f"input {name} of shape {tuple(shape)} is outside what {Path(engine).name} was built "
+            f"for ({tuple(low)} to {tuple(high)}); at most {MAX_BATCH} sessions per call"
+        )
 
 
 def engine_key(
@@ -147,26 +163,32 @@ class TensorRTRunner:
             self.buffers[name] = torch.empty(biggest, dtype=torch.float32, device="cuda")
         self.inputs = [v["name"] for v in io["inputs"]]
         self.outputs = [v["name"] for v in io["outputs"]]
+        self.path, self._profiles = Path(path), shapes
 
     @staticmethod
     def _max_output(value: dict) -> tuple:
         return tuple(SYMBOLIC[d][2] if isinstance(d, str) else int(d) for d in value["shape"])
 
-    def run(self, **arrays):
+    def run(self, **arrays: np.ndarray) -> list[np.ndarray]:
+        """Inputs by name (float32, batch within the profile) -> outputs in spec order.
+        Copies, execution and read-back are all ordered on the runner's own stream."""
         torch = self._torch
-        for name in self.inputs:
-            array = torch.from_numpy(arrays[name]).to("cuda", non_blocking=True)
-            view = self.buffers[name].view(-1)[: array.numel()].view(array.shape)
-            view.copy_(array)
-            self.context.set_input_shape(name, tuple(array.shape))
-            self.context.set_tensor_address(name, view.data_ptr())
         outputs = {}
-        for name in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            view = self.buffers[name].view(-1)[: int(torch.tensor(shape).prod())].view(shape)
-            self.context.set_tensor_address(name, view.data_ptr())
-            outputs[name] = view
-        if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise EngineError("TensorRT execution failed")
+        with torch.cuda.stream(self.stream):
+            for name in self.inputs:
+                check_shape(name, arrays[name].shape, self._profiles[name], self.path)
+                array = torch.from_numpy(arrays[name])
+                view = self.buffers[name].view(-1)[: array.numel()].view(array.shape)
+                view.copy_(array, non_blocking=False)
+                self.context.set_input_shape(name, tuple(array.shape))
+                self.context.set_tensor_address(name, view.data_ptr())
+            for name in self.outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                view = self.buffers[name].view(-1)[: math.prod(shape)].view(shape)
+                self.context.set_tensor_address(name, view.data_ptr())
+                outputs[name] = view
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise EngineError("TensorRT execution failed")
+            result = [outputs[name].cpu().numpy() for name in self.outputs]
         self.stream.synchronize()
-        return [outputs[name].cpu().numpy() for name in self.outputs]
+        return result

@@ -267,15 +267,16 @@ class AvatarLibrary:
         )
 
     def manifest(self, name: str) -> AvatarManifest:
-        return AvatarManifest.read(self._directory(name))
+        return AvatarManifest.read(self.directory(name))
 
     def get(self, name: str) -> Avatar:
         """Load (blocking: decodes video) or return the cached avatar."""
         if name not in self._loaded:
-            self._loaded[name] = Avatar.load(self._directory(name))
+            self._loaded[name] = Avatar.load(self.directory(name))
         return self._loaded[name]
 
-    def _directory(self, name: str) -> Path:
+    def directory(self, name: str) -> Path:
+        """The bundle directory of an existing avatar (the name validated)."""
         directory = self.root / validate_name(name)
         if not (directory / MANIFEST).is_file():
             raise AvatarError(

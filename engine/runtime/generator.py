@@ -1,20 +1,18 @@
 """An avatar's generator on ONNX Runtime or PyTorch: (N, 10, S, S) -> (N, 3, S, S).
 
-Both read the avatar bundle: ``generator.onnx`` for ONNX Runtime (serving needs no torch),
-``generator.safetensors`` for PyTorch (CPU or CUDA). ``load_generator_runtime`` picks
-like engine.runtime.landmarks: ``auto`` is PyTorch on CUDA when a GPU is visible, else
-ONNX Runtime.
+All read the avatar bundle: ``generator.onnx`` for ONNX Runtime (serving needs no torch)
+and for TensorRT engines (engine.runtime.tensorrt), ``generator.safetensors`` for
+PyTorch (CPU, or CUDA in FP16 with CUDA graphs). ``load_generator_runtime`` picks like
+engine.runtime.landmarks (engine.runtime.backends.choose).
 """
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
-from engine.runtime.backends import check_backend, cuda_visible, torch_on
+from engine.runtime.backends import choose, torch_on
 from engine.runtime.onnx import cpu_session, default_threads
 
-logger = logging.getLogger(__name__)
 REBUILD = "rebuild the avatar with `evp avatar build`"
 
 
@@ -28,39 +26,56 @@ class OnnxGenerator:
         self.size = int(self._input.shape[-1])
 
     def __call__(self, guided: np.ndarray) -> np.ndarray:
-        _check(guided, self.size)
+        check_input(guided, self.size)
         return self._session.run(None, {self._input.name: guided.astype(np.float32)})[0]
 
 
 class TorchGenerator:
+    """PyTorch; on CUDA in FP16 (``half``) with one CUDA graph per batch bucket."""
+
     name = "torch"
 
-    def __init__(self, path: Path, device: str | None = None) -> None:
+    def __init__(self, path: Path, device: str | None = None, half: bool | None = None) -> None:
         self._torch, self.device = torch_on(device)  # first: it explains a missing torch
         from engine.avatar.generator import load_generator
+        from engine.runtime.cuda_graphs import GraphedModule
 
-        self._generator = load_generator(path).to(self.device)
-        self.size = self._generator.config.size
+        on_gpu = self.device.type == "cuda"
+        self.half = on_gpu if half is None else half
+        generator = load_generator(path).to(self.device)
+        self._dtype = self._torch.float16 if self.half else self._torch.float32
+        self._generator = generator.to(self._dtype)
+        self._run = GraphedModule(self._generator, (0,), (0,), capture=True) if on_gpu else None
+        self.size = generator.config.size
 
     def __call__(self, guided: np.ndarray) -> np.ndarray:
-        _check(guided, self.size)
+        check_input(guided, self.size)
         torch = self._torch
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(guided, np.float32)).to(self.device)
-            return self._generator(x).cpu().numpy()
+            x = x.to(self._dtype)
+            out = self._run(x)[0] if self._run else self._generator(x)
+            return out.float().cpu().numpy()
 
 
-def _check(guided: np.ndarray, size: int) -> None:
+def check_input(guided: np.ndarray, size: int) -> None:
     if guided.ndim != 4 or guided.shape[1:] != (10, size, size):
         raise ValueError(f"generator input must be (N, 10, {size}, {size}), got {guided.shape}")
 
 
-def load_generator_runtime(avatar, backend: str = "auto", device: str | None = None):
-    """The generator of a loaded engine.avatar.bundle.Avatar on the chosen backend."""
-    if check_backend(backend) == "torch":
-        return TorchGenerator(avatar.generator_weights, device)
-    if backend == "auto" and cuda_visible():
-        return TorchGenerator(avatar.generator_weights, "cuda")
-    if backend == "auto":
-        logger.info("backend auto: no GPU visible; the generator runs on ONNX Runtime")
-    return OnnxGenerator(avatar.generator_onnx)
+def load_generator_runtime(
+    avatar, backend: str = "auto", device: str | None = None, engines_dir: Path | None = None
+):
+    """The generator of a loaded engine.avatar.bundle.Avatar on ``backend``
+    (engine.runtime.backends.choose)."""
+    from engine.runtime.tensorrt import TensorRTGenerator
+
+    return choose(
+        backend,
+        {
+            "tensorrt": lambda: TensorRTGenerator(avatar.generator_onnx, engines_dir),
+            "torch": lambda: TorchGenerator(avatar.generator_weights, device),
+            "onnx": lambda: OnnxGenerator(avatar.generator_onnx),
+        },
+        f"the generator of avatar {avatar.manifest.name}",
+    )

@@ -16,16 +16,13 @@ runs the checkpoint itself, on CUDA when asked and available.
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from engine.runtime.backends import BackendUnavailable, check_backend, cuda_visible, torch_on
+from engine.runtime.backends import BackendUnavailable, choose, torch_on
 from engine.runtime.onnx import cpu_session
-
-logger = logging.getLogger(__name__)
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
 SHIPPED_ONNX = WEIGHTS / "onnx"
@@ -64,7 +61,74 @@ class LandmarkRuntime(Protocol):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
-class OnnxLandmarks:
+def read_export(directory: Path, checkpoint_path: Path | None = None) -> dict:
+    """models.json of an ``evp export onnx`` directory, checked to be complete and
+    exported from ``checkpoint_path`` (default: the shipped weights)."""
+    rebuild = f"run `evp export onnx --out {directory}`"
+    spec_path = directory / "models.json"
+    if not spec_path.is_file():
+        raise BackendUnavailable(f"no models.json in {directory}: {rebuild}")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BackendUnavailable(f"{spec_path} is damaged ({e}): {rebuild}") from e
+    checkpoint_path = Path(checkpoint_path or SHIPPED_CHECKPOINT)
+    if spec.get("digest") != checkpoint_digest(checkpoint_path):
+        raise BackendUnavailable(
+            f"the ONNX models in {directory} were exported from another checkpoint than "
+            f"{checkpoint_path}: run `evp export onnx --checkpoint {checkpoint_path} "
+            f"--out {directory}`"
+        )
+    missing = [name for name in NETWORKS if name not in spec.get("models", {})]
+    missing += [key for key in ("emotion_space", "lookahead_hops") if key not in spec]
+    if missing:
+        raise BackendUnavailable(
+            f"the ONNX export in {directory} lacks {', '.join(missing)} (an older export): "
+            f"{rebuild}"
+        )
+    return spec
+
+
+class ExportedLandmarks:
+    """The networks of an ONNX export (``read_export``); subclasses run them by name."""
+
+    name: str
+
+    def __init__(self, directory: Path, checkpoint_path: Path | None = None) -> None:
+        self.directory = directory
+        self.spec = read_export(directory, checkpoint_path)
+        space = self.spec["emotion_space"]
+        self.emotion_means = np.asarray(space["means"], np.float32)
+        self.emotion_counts = np.asarray(space["counts"], np.float32)
+        self.lookahead_hops = int(self.spec["lookahead_hops"])
+        state = self.spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
+        self.layers, self.hidden = int(state[0]), int(state[2])
+        self.digest = self.spec["digest"]
+
+    def run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
+        """Network ``name`` of models.json on named float32 inputs -> its outputs."""
+        raise NotImplementedError
+
+    def content(self, windows):
+        return self.run("content", window=windows)[0]
+
+    def emotion(self, hops):
+        return self.run("emotion", hops=hops)[0]
+
+    def identity(self, neutral):
+        return self.run("identity", neutral=neutral)[0]
+
+    def classify(self, codes):
+        return self.run("classifier", code=codes)[0]
+
+    def step(self, content, emotion, identity, h, c):
+        displacement, h, c = self.run(
+            "landmark_step", content=content, emotion=emotion, identity=identity, h=h, c=c
+        )
+        return displacement, h, c
+
+
+class OnnxLandmarks(ExportedLandmarks):
     name = "onnx"
 
     def __init__(
@@ -73,59 +137,15 @@ class OnnxLandmarks:
         checkpoint_path: Path | None = None,
         threads: int | None = None,
     ) -> None:
-        spec_path = directory / "models.json"
-        if not spec_path.is_file():
-            raise BackendUnavailable(
-                f"no ONNX models in {directory}: run `evp export onnx --out {directory}`"
-            )
-        spec = json.loads(spec_path.read_text())
-        checkpoint_path = Path(checkpoint_path or SHIPPED_CHECKPOINT)
-        if spec.get("digest") != checkpoint_digest(checkpoint_path):
-            raise BackendUnavailable(
-                f"the ONNX models in {directory} were exported from another checkpoint than "
-                f"{checkpoint_path}: run `evp export onnx --checkpoint {checkpoint_path} "
-                f"--out {directory}`"
-            )
+        super().__init__(directory, checkpoint_path)
         rebuild = f"run `evp export onnx --out {directory}`"
-        missing = [name for name in NETWORKS if name not in spec.get("models", {})]
-        missing += [key for key in ("emotion_space", "lookahead_hops") if key not in spec]
-        if missing:
-            raise BackendUnavailable(
-                f"the ONNX export in {directory} lacks {', '.join(missing)} (an older export): "
-                f"{rebuild}"
-            )
         self._sessions = {
             name: cpu_session(directory / f"{name}.onnx", threads, rebuild) for name in NETWORKS
         }
-        space = spec["emotion_space"]
-        self.emotion_means = np.asarray(space["means"], np.float32)
-        self.emotion_counts = np.asarray(space["counts"], np.float32)
-        self.lookahead_hops = int(spec["lookahead_hops"])
-        state = spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
-        self.layers, self.hidden = int(state[0]), int(state[2])
-        self.digest = spec.get("digest")
 
-    def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
+    def run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
         return self._sessions[name].run(None, feeds)
-
-    def content(self, windows):
-        return self._run("content", window=windows)[0]
-
-    def emotion(self, hops):
-        return self._run("emotion", hops=hops)[0]
-
-    def identity(self, neutral):
-        return self._run("identity", neutral=neutral)[0]
-
-    def classify(self, codes):
-        return self._run("classifier", code=codes)[0]
-
-    def step(self, content, emotion, identity, h, c):
-        displacement, h, c = self._run(
-            "landmark_step", content=content, emotion=emotion, identity=identity, h=h, c=c
-        )
-        return displacement, h, c
 
 
 class TorchLandmarks:
@@ -134,11 +154,16 @@ class TorchLandmarks:
     def __init__(self, checkpoint_path: Path | None = None, device: str | None = None) -> None:
         self._torch, self.device = torch_on(device)  # first: it explains a missing torch
         from engine.model.checkpoint import load_checkpoint
+        from engine.runtime.cuda_graphs import GraphedModule
         from trt_build.onnx_export import LandmarkStep
 
         checkpoint = load_checkpoint(checkpoint_path)
         model = checkpoint.model.eval().to(self.device)
         self._model, self._step = model, LandmarkStep(model).eval()
+        self._content = model.content
+        if self.device.type == "cuda":  # FP32 (parity); graphs for the per-tick networks
+            self._content = GraphedModule(model.content, (0,), (0,), capture=True)
+            self._step = GraphedModule(self._step, (0, 0, 0, 1, 1), (0, 1, 1), capture=True)
         self.emotion_means = checkpoint.means.numpy().astype(np.float32)
         self.emotion_counts = checkpoint.counts.numpy().astype(np.float32)
         self.lookahead_hops = checkpoint.config.lookahead_hops
@@ -156,7 +181,7 @@ class TorchLandmarks:
         return [o.cpu().numpy() for o in out]
 
     def content(self, windows):
-        return self._run(self._model.content, windows)[0]
+        return self._run(self._content, windows)[0]
 
     def emotion(self, hops):
         return self._run(self._model.emotion, hops)[0]
@@ -177,13 +202,18 @@ def load_landmark_runtime(
     checkpoint_path: Path | None = None,
     onnx_dir: Path = SHIPPED_ONNX,
     device: str | None = None,
+    engines_dir: Path | None = None,
 ) -> LandmarkRuntime:
-    """``torch`` or ``onnx`` exactly, or ``auto``: PyTorch on CUDA when a GPU is there,
-    else ONNX Runtime on the CPU. Only ``auto`` falls back, and it logs why."""
-    if check_backend(backend) == "torch":
-        return TorchLandmarks(checkpoint_path, device)
-    if backend == "auto" and cuda_visible():
-        return TorchLandmarks(checkpoint_path, "cuda")
-    if backend == "auto":
-        logger.info("backend auto: no GPU visible; the landmark networks run on ONNX Runtime")
-    return OnnxLandmarks(onnx_dir, checkpoint_path)
+    """The landmark networks on ``backend`` (engine.runtime.backends.choose): TensorRT
+    engines built from ``onnx_dir``, the PyTorch checkpoint, or ONNX Runtime."""
+    from engine.runtime.tensorrt import TensorRTLandmarks
+
+    return choose(
+        backend,
+        {
+            "tensorrt": lambda: TensorRTLandmarks(onnx_dir, checkpoint_path, engines_dir),
+            "torch": lambda: TorchLandmarks(checkpoint_path, device),
+            "onnx": lambda: OnnxLandmarks(onnx_dir, checkpoint_path),
+        },
+        "the landmark networks",
+    )

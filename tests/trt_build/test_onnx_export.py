@@ -46,3 +46,12 @@ def test_stale_or_missing_exports_say_how_to_rebuild(exported, tmp_path):
         verify_onnx(load_checkpoint(DEFAULT_WEIGHTS), DEFAULT_WEIGHTS, tmp_path)
     with pytest.raises(EngineError, match="no models.json"):
         verify_onnx(load_checkpoint(DEFAULT_WEIGHTS), DEFAULT_WEIGHTS, tmp_path / "nowhere")
+
+
+def test_the_verify_command_checks_an_avatar_generator_too(capsys):
+    from server.cli import main
+
+    assert main(["export", "verify", "--avatar", "default"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] and result["backend"] == "onnx"
+    assert result["generator"]["psnr_db"] >= 40 and result["generator"]["backend"] == "onnx"

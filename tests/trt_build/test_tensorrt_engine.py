@@ -48,3 +48,25 @@ def test_without_tensorrt_the_cli_says_what_to_install(tmp_path, capsys):
     assert "pip install tensorrt-cu12" in capsys.readouterr().err
     assert main(["export", "trt", "--dir", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     assert f"no {SPEC_FILE}" in capsys.readouterr().err
+
+
+def test_inputs_outside_the_profile_are_refused_with_the_reason(tmp_path):
+    from trt_build.tensorrt_engine import check_shape
+
+    spec = json.loads((SHIPPED_ONNX / "models.json").read_text())
+    profile = profile_shapes(spec["models"]["content"])["window"]
+    engine = tmp_path / "content.sm90-trt10.3.0-abc.engine"
+    check_shape("window", (64, 28, 12), profile, engine)
+    with pytest.raises(EngineError, match=r"\(65, 28, 12\) is outside .*content.sm90.*64 sessions"):
+        check_shape("window", (65, 28, 12), profile, engine)
+    with pytest.raises(EngineError, match="outside"):
+        check_shape("window", (1, 28), profile, engine)
+
+
+def test_an_avatar_generator_gets_a_batch_profile_too():
+    from trt_build.onnx_export import io_spec
+
+    avatar = SHIPPED_ONNX.parents[3] / "avatars" / "default" / "generator.onnx"
+    io = io_spec(avatar)
+    shapes = profile_shapes(io)["guided"]
+    assert shapes == ((1, 10, 256, 256), (16, 10, 256, 256), (MAX_BATCH, 10, 256, 256))
