@@ -10,12 +10,6 @@ from server.settings import DEFAULT_AVATARS
 DEFAULT_OUT = Path("build") / "onnx"
 
 
-def default_engines_dir() -> Path:
-    from engine.runtime.tensorrt import default_engines_dir
-
-    return default_engines_dir()
-
-
 def _checkpoint_path(args: argparse.Namespace) -> Path:
     from engine.model.checkpoint import DEFAULT_WEIGHTS
 
@@ -61,12 +55,14 @@ def _verify_generator(args: argparse.Namespace) -> dict:
 
     avatar = AvatarLibrary(args.avatars).get(args.avatar)
     if args.trt:
-        return verify_generator(avatar, TensorRTGenerator(avatar.generator_onnx, args.trt))
+        generator = TensorRTGenerator(avatar.generator_onnx, args.trt, args.avatar)
+        return verify_generator(avatar, generator)
     return verify_generator(avatar, OnnxGenerator(avatar.generator_onnx))
 
 
 def _trt(args: argparse.Namespace) -> int:
     from engine.runtime.landmarks import read_export
+    from engine.runtime.tensorrt import default_engines_dir
     from trt_build.onnx_export import io_spec
     from trt_build.tensorrt_engine import build_engine
 

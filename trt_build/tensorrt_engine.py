@@ -21,11 +21,14 @@ import hashlib
 import json
 import logging
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import EngineError
+from engine.runtime.backends import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +64,13 @@ def check_shape(name: str, shape: tuple, profile: tuple[tuple, tuple, tuple], en
     if len(shape) != len(low) or any(not lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
         raise EngineError(
             f"input {name} of shape {tuple(shape)} is outside what {Path(engine).name} was built "
-            f"for ({tuple(low)} to {tuple(high)}); at most {MAX_BATCH} sessions per call"
+            f"for: from {tuple(low)} to {tuple(high)} (batch: sessions per call; H: emotion "
+            f"hops, 10 ms each)"
         )
+
+
+def precision_name(fp16: bool) -> str:
+    return "fp16" if fp16 else "fp32"
 
 
 def engine_key(
@@ -71,36 +79,52 @@ def engine_key(
     """What an engine depends on: the ONNX bytes, the GPU generation, TensorRT, precision."""
     digest = hashlib.sha256(Path(onnx_path).read_bytes())
     digest.update(json.dumps([list(compute_capability), trt_version, fp16]).encode())
-    return f"sm{compute_capability[0]}{compute_capability[1]}-trt{trt_version}-{digest.hexdigest()[:12]}"
+    sm = f"sm{compute_capability[0]}{compute_capability[1]}"
+    return f"{sm}-trt{trt_version}-{precision_name(fp16)}-{digest.hexdigest()[:12]}"
 
 
-def _tensorrt():
+def tensorrt_module():
+    """The tensorrt module, or BackendUnavailable saying how to get it."""
     try:
         import tensorrt as trt
     except ImportError as e:
-        raise EngineError(
+        raise BackendUnavailable(
             "TensorRT is not installed: on a machine with an NVIDIA GPU, `pip install "
             "tensorrt-cu12` (it downloads from NVIDIA), or use --backend torch or onnx"
         ) from e
     return trt
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a unique temporary file in the same directory, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def build_engine(onnx_path: Path, out_dir: Path, io: dict, fp16: bool = True) -> Path:
     """Parse ``onnx_path``, build a serialized engine with one optimisation profile for
-    batch 1..MAX_BATCH (FP16 where the GPU has fast FP16), reuse and update the timing
-    cache in out_dir, and write ``<name>.<key>.engine`` atomically. Returns its path."""
-    trt = _tensorrt()
+    batch 1..MAX_BATCH (FP16 if asked and the GPU has fast FP16), reuse and update the
+    timing cache of this GPU and TensorRT in out_dir, and write ``<name>.<key>.engine``
+    atomically. Returns its path."""
+    trt = tensorrt_module()
     import torch
 
     if not torch.cuda.is_available():
         raise EngineError("building TensorRT engines needs an NVIDIA GPU; none is visible")
     capability = torch.cuda.get_device_capability()
+    trt_logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(trt_logger)
+    fp16 = fp16 and builder.platform_has_fast_fp16
     key = engine_key(onnx_path, capability, trt.__version__, fp16)
     path = out_dir / f"{Path(onnx_path).stem}.{key}.engine"
     if path.is_file():
         return path
-    trt_logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(trt_logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch always
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
@@ -108,25 +132,24 @@ def build_engine(onnx_path: Path, out_dir: Path, io: dict, fp16: bool = True) ->
         raise EngineError(f"TensorRT cannot parse {onnx_path} (unsupported layer?): {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if fp16 and builder.platform_has_fast_fp16:
+    if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in profile_shapes(io).items():
         profile.set_shape(name, low, opt, high)
     config.add_optimization_profile(profile)
-    cache_path = out_dir / "timing.cache"
+    sm = f"sm{capability[0]}{capability[1]}"
+    cache_path = out_dir / f"timing.{sm}-trt{trt.__version__}.cache"
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        logger.warning("%s does not match this GPU or TensorRT; starting a new one", cache_path)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"TensorRT failed to build an engine from {onnx_path}; see its log above")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(path)
-    cache_tmp = cache_path.with_name(cache_path.name + ".partial")
-    cache_tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    cache_tmp.replace(cache_path)
+    _write_atomic(path, bytes(serialized))
+    _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         logger.info("%s: input %s %s %s", path.name, tensor.name, tensor.shape, tensor.dtype)
@@ -138,21 +161,35 @@ def build_engine(onnx_path: Path, out_dir: Path, io: dict, fp16: bool = True) ->
 
 class TensorRTRunner:
     """One engine, loaded once: buffers allocated once at the maximum batch, one
-    execution context for its single profile; ``run`` takes and returns numpy arrays."""
+    execution context for its single profile; ``run`` takes and returns numpy arrays.
+    Engines that cannot be used here raise BackendUnavailable (so ``auto`` moves on)."""
 
-    def __init__(self, path: Path, io: dict) -> None:
-        trt = _tensorrt()
+    def __init__(self, path: Path, io: dict, rebuild: str = "run `evp export trt`") -> None:
+        trt = tensorrt_module()
         import torch
 
         if not Path(path).is_file():
-            raise EngineError(f"missing {path}: run `evp export trt`")
+            raise BackendUnavailable(f"missing {path}: {rebuild}")
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
         if self.engine is None:
-            raise EngineError(
-                f"{path} was built for another GPU or TensorRT version: run `evp export trt` again"
+            raise BackendUnavailable(
+                f"{path} cannot be loaded (damaged, or built for another GPU or TensorRT "
+                f"version): {rebuild}"
             )
+        names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
+        expected = {v["name"] for v in io["inputs"] + io["outputs"]}
+        if names != expected:
+            raise BackendUnavailable(
+                f"{path} has tensors {sorted(names)}, not the {sorted(expected)} of its ONNX "
+                f"file: {rebuild}"
+            )
+        for name in sorted(names):
+            if self.engine.get_tensor_dtype(name) != trt.float32:
+                raise BackendUnavailable(f"{path}: tensor {name} is not float32: {rebuild}")
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise BackendUnavailable(f"{path}: no execution context (out of GPU memory?)")
         self.stream = torch.cuda.Stream()
         self._torch = torch
         shapes = profile_shapes(io)

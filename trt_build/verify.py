@@ -36,14 +36,14 @@ def verify_tensorrt(
     from engine.runtime.tensorrt import TensorRTLandmarks
 
     runtime = TensorRTLandmarks(directory, checkpoint_path, engines_dir)
-    return verify_runtime(checkpoint, runtime, "fp16")
+    return verify_runtime(checkpoint, runtime, runtime.precision)
 
 
 def verify_runtime(checkpoint: Checkpoint, runtime, precision: str) -> dict:
     """``runtime``: an engine.runtime.landmarks.ExportedLandmarks of ``checkpoint``."""
     model = checkpoint.model.eval()
     tolerance = TOLERANCE[precision]
-    results: dict = {"backend": runtime.name}
+    results: dict = {"backend": runtime.name, "precision": precision}
     for name in runtime.spec["models"]:
         worst = 0.0
         for batch, hops in ((1, 30), (7, 100), (64, 300)):

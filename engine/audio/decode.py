@@ -32,7 +32,7 @@ def read_audio(path: Path | str, sample_rate: int) -> np.ndarray:
                     )
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
-    except av.error.FFmpegError as e:
+    except (av.error.FFmpegError, ValueError) as e:  # PyAV raises ValueError on odd streams
         raise AudioFormatError(f"{path}: not a readable audio or video file ({e})") from e
     audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if not len(audio):

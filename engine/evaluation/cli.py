@@ -43,7 +43,10 @@ def _landmarks(args: argparse.Namespace) -> int:
 
     checkpoint = _checkpoint(args.checkpoint)
     result = evaluate_landmarks(
-        LandmarkModel(checkpoint), EmotionSpace.from_checkpoint(checkpoint), args.clips, png=args.png
+        LandmarkModel(checkpoint),
+        EmotionSpace.from_checkpoint(checkpoint),
+        args.clips,
+        png=args.png,
     )
     if not args.per_clip:
         result.pop("per_clip")

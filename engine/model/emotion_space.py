@@ -21,6 +21,7 @@ from engine.constants import EMOTIONS, MFCC_HOPS_PER_VIDEO_FRAME, VIDEO_FPS
 from engine.errors import EngineError
 
 MIN_CLIP_HOPS = 25  # 0.25 s: shorter clips say too little about emotion
+MAX_CLIP_HOPS = 1000  # 10 s per Ee call (TensorRT's profile); longer clips are averaged
 
 Encode = Callable[[np.ndarray], np.ndarray]  # (N, H, 15) hops -> (N, E) codes
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, E) codes -> (N, 8) logits, EMOTIONS order
@@ -35,8 +36,10 @@ class EmotionSpace:
         self, means: np.ndarray, counts: np.ndarray, encode: Encode, classify: Classify
     ) -> None:
         self.means = np.asarray(means, np.float32)
-        if self.means.ndim != 2 or len(self.means) != len(EMOTIONS) or len(counts) != len(EMOTIONS):
+        if self.means.ndim != 2 or len(self.means) != len(EMOTIONS):
             raise EngineError(f"emotion means must be ({len(EMOTIONS)}, E), got {self.means.shape}")
+        if len(counts) != len(EMOTIONS):
+            raise EngineError(f"emotion counts must be ({len(EMOTIONS)},), got {len(counts)}")
         self.known = tuple(e for e, n in zip(EMOTIONS, counts, strict=True) if n > 0)
         if "neutral" not in self.known:
             raise EngineError("this checkpoint has no neutral cluster; retrain the emotion stage")
@@ -102,7 +105,11 @@ class EmotionSpace:
         if trim:
             hops = hops[speech_span(hops, MIN_CLIP_HOPS)]
         finite = np.nan_to_num(hops, nan=0.0, posinf=0.0, neginf=0.0)
-        return self._encode(finite[None])[0]
+        if len(finite) <= MAX_CLIP_HOPS:
+            return self._encode(finite[None])[0]
+        # Long clips: the mean code of equal pieces of 5-10 s.
+        pieces = np.array_split(finite, -(-len(finite) // MAX_CLIP_HOPS))
+        return np.mean([self._encode(piece[None])[0] for piece in pieces], axis=0)
 
     def from_signal(self, audio: np.ndarray) -> np.ndarray:
         """(n,) 16 kHz speech -> its emotion code."""

@@ -33,6 +33,7 @@ class EmotionControl:
         self.code = self._fallback.copy()
         self._from = self.code
         self._frames, self._done = 0, 0
+        self._voice_was_none = True
 
     def set(self, state: EmotionState) -> None:
         """Ask for a new emotion; raises EngineError for categories the model lacks."""
@@ -55,6 +56,9 @@ class EmotionControl:
     def next(self, hops: np.ndarray, voiced: bool) -> np.ndarray:
         """The code of the next video frame, given that frame's (4, 15) hops and VAD."""
         voice = self._voice.push(hops, voiced)
+        if self.state.mode == "auto" and (voice is None) != self._voice_was_none:
+            self._start_transition(self.state.transition_ms)  # the voice found or lost
+        self._voice_was_none = voice is None
         target = self._target(voice)
         if self._done < self._frames:
             self._done += 1

@@ -133,6 +133,9 @@ class PortraitEngine:
     def tick(self, work: list[tuple[PortraitSession, FrameFeatures, int]]) -> list[PortraitFrame]:
         """One video tick: (session, audio frame, loop tick) for each session that has a
         frame due; at most one entry per session. Returns the frames in the same order."""
+        ids = [session.id for session, _, _ in work]
+        if len(set(ids)) != len(ids):
+            raise EngineError("one frame per session per tick: a session appears twice")
         requests = [session.request(features) for session, features, _ in work]
         frontal = self.batcher.run(requests)
         frames = []

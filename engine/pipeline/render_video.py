@@ -14,6 +14,7 @@ never leaves a half-written file under the asked-for name.
 import logging
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -61,43 +62,31 @@ def render_video(
         raise EngineError(f"{out}: the output must be an .mp4 file")
     if landmarks_out is not None and landmarks_out.suffix != ".npy":
         raise EngineError(f"{landmarks_out}: --landmarks-out must be a .npy file")
+    for path in filter(None, (out, landmarks_out)):
+        if path.is_dir():
+            raise EngineError(f"{path} is a directory; name a file")
     audio = read_audio(audio_path, WEBRTC_SAMPLE_RATE)
-    session = engine.open(f"render-{id(out)}", avatar, emotion.state)
+    code = None
+    if emotion.audio is not None:
+        code = engine.space.from_signal(read_audio(emotion.audio, SAMPLE_RATE))
+    partials = [_partial(out)] + ([_partial(landmarks_out)] if landmarks_out else [])
+    started = time.perf_counter()
+    session = engine.open(f"render-{uuid.uuid4().hex}", avatar, emotion.state)
     try:
-        if emotion.audio is not None:
-            session.emotion.set_code(
-                engine.space.from_signal(read_audio(emotion.audio, SAMPLE_RATE))
-            )
-        frontend = AudioFrontEnd(WEBRTC_SAMPLE_RATE, FrontEndOptions(window=engine.window))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        started = time.perf_counter()
-        frontal, codes = [], []
-        try:
-            with av.open(str(partial), mode="w", format="mp4") as container:
-                writer = _Writer(container, avatar.size, crf)
-                for start in range(0, len(audio) + CHUNK, CHUNK):
-                    chunk = audio[start : start + CHUNK]
-                    records = frontend.push_input(chunk) if len(chunk) else frontend.finish()
-                    for features in records:
-                        (frame,) = engine.tick([(session, features, features.index)])
-                        writer.video(frame.image)
-                        frontal.append(frame.frontal)
-                        codes.append(frame.emotion)
-                        _progress(len(frontal), len(audio), started)
-                writer.audio(audio)
-                writer.close()
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.replace(out)
+        if code is not None:
+            session.emotion.set_code(code)
+        frontal, codes = _render(audio, partials[0], engine, session, crf, started)
+        if landmarks_out is not None:
+            with open(partials[1], "wb") as f:  # np.save would append .npy to the name
+                np.save(f, np.stack(frontal).astype(np.float32))
+        for partial, final in zip(partials, filter(None, (out, landmarks_out)), strict=True):
+            partial.replace(final)
+    except OSError as e:
+        raise EngineError(f"cannot write {out}: {e}") from e
     finally:
         session.close()
-    if landmarks_out is not None:
-        landmarks_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = landmarks_out.with_name(landmarks_out.name + ".partial.npy")
-        np.save(tmp, np.stack(frontal).astype(np.float32))
-        tmp.replace(landmarks_out)
+        for partial in partials:
+            partial.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     probabilities = engine.space.probabilities(np.mean(codes, axis=0))
     return {
@@ -105,15 +94,42 @@ def render_video(
         "frames": len(frontal),
         "seconds": round(len(audio) / WEBRTC_SAMPLE_RATE, 3),
         "render_fps": round(len(frontal) / seconds, 1),
-        "backend": {
-            "landmarks": engine.runtime.name,
-            "generator": engine.renderer(avatar).generator.name,
-        },
+        "backend": {"landmarks": engine.runtime.name, "generator": session.renderer.generator.name},
         "avatar": avatar.manifest.name,
         "emotion": emotion.label(),
         "mean_emotion_classified_as": max(probabilities, key=probabilities.get),
         "landmarks_out": None if landmarks_out is None else str(landmarks_out),
     }
+
+
+def _partial(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+
+
+def _render(audio, path: Path, engine, session, crf: int, started: float):
+    """Stream ``audio`` through the session into an MP4 at ``path``; returns the frontal
+    landmarks and emotion codes of every frame."""
+    frontend = AudioFrontEnd(WEBRTC_SAMPLE_RATE, FrontEndOptions(window=engine.window))
+    frontal, codes = [], []
+    try:
+        container = av.open(str(path), mode="w", format="mp4")
+    except av.error.FFmpegError as e:
+        raise EngineError(f"cannot write {path.parent}: {e}") from e
+    with container:
+        writer = _Writer(container, session.avatar.size, crf)
+        for start in range(0, len(audio) + CHUNK, CHUNK):
+            chunk = audio[start : start + CHUNK]
+            records = frontend.push_input(chunk) if len(chunk) else frontend.finish()
+            for features in records:
+                (frame,) = engine.tick([(session, features, features.index)])
+                writer.video(frame.image)
+                frontal.append(frame.frontal)
+                codes.append(frame.emotion)
+                _progress(len(frontal), len(audio), started)
+        writer.audio(audio)
+        writer.close()
+    return frontal, codes
 
 
 class _Writer:

@@ -18,6 +18,8 @@ import numpy as np
 from engine.errors import EngineError
 from engine.runtime.landmarks import LandmarkRuntime
 
+MAX_BATCH = 64  # sessions per network call: GPU graphs and engine profiles stop there
+
 
 @dataclass(frozen=True)
 class FrameRequest:
@@ -69,6 +71,13 @@ class LandmarkBatcher:
         if len(set(names)) != len(names):
             raise EngineError("one frame per session per tick: a session appears twice")
         states = [self._get(name) for name in names]
+        out = {}
+        for start in range(0, len(requests), MAX_BATCH):
+            chunk = slice(start, start + MAX_BATCH)
+            out |= self._run(requests[chunk], states[chunk])
+        return out
+
+    def _run(self, requests: list[FrameRequest], states: list[_Session]) -> dict[str, np.ndarray]:
         content = self.runtime.content(np.stack([r.window for r in requests]))
         emotion = np.stack([r.emotion for r in requests]).astype(np.float32)
         identity = np.stack([s.identity for s in states])
@@ -76,9 +85,9 @@ class LandmarkBatcher:
         c = np.stack([s.c for s in states], axis=1)
         displacement, h, c = self.runtime.step(content, emotion, identity, h, c)
         out = {}
-        for i, (name, state) in enumerate(zip(names, states, strict=True)):
+        for i, (request, state) in enumerate(zip(requests, states, strict=True)):
             state.h, state.c = h[:, i].copy(), c[:, i].copy()
-            out[name] = state.neutral + displacement[i]
+            out[request.session] = state.neutral + displacement[i]
         return out
 
     def _get(self, session: str) -> _Session:

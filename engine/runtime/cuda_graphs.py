@@ -38,6 +38,7 @@ class GraphedModule:
         self._in_axes, self._out_axes = tuple(input_axes), tuple(output_axes)
         self._capture = capture
         self._graphs: dict[tuple, tuple] = {}  # padded input shapes -> (graph, ins, outs)
+        self._pool = torch.cuda.graph_pool_handle() if capture else None  # shared by buckets
 
     def __call__(self, *inputs):
         axis0 = self._in_axes[0]
@@ -47,8 +48,10 @@ class GraphedModule:
             self._pad(x, axis, size) for x, axis in zip(inputs, self._in_axes, strict=True)
         )
         outputs = self._replay(padded) if self._capture else self._eager(padded)
+        # Copies: a graph's outputs are overwritten by its next replay.
         return tuple(
-            out.narrow(axis, 0, batch) for out, axis in zip(outputs, self._out_axes, strict=True)
+            out.narrow(axis, 0, batch).clone()
+            for out, axis in zip(outputs, self._out_axes, strict=True)
         )
 
     def _pad(self, x, axis: int, size: int):
@@ -75,7 +78,7 @@ class GraphedModule:
                     self._eager(static_in)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, pool=self._pool):
                 static_out = self._eager(static_in)
             self._graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self._graphs[key]

@@ -73,7 +73,9 @@ def load_generator_runtime(
     return choose(
         backend,
         {
-            "tensorrt": lambda: TensorRTGenerator(avatar.generator_onnx, engines_dir),
+            "tensorrt": lambda: TensorRTGenerator(
+                avatar.generator_onnx, engines_dir, avatar.manifest.name
+            ),
             "torch": lambda: TorchGenerator(avatar.generator_weights, device),
             "onnx": lambda: OnnxGenerator(avatar.generator_onnx),
         },

@@ -28,24 +28,22 @@ def default_engines_dir() -> Path:
 
 def _require_tensorrt():
     """-> (tensorrt module, GPU compute capability) or BackendUnavailable."""
-    try:
-        import tensorrt
-    except ImportError as e:
-        raise BackendUnavailable(
-            "TensorRT is not installed (pip install tensorrt-cu12, from NVIDIA)"
-        ) from e
+    from trt_build.tensorrt_engine import tensorrt_module
+
+    trt = tensorrt_module()
     if not cuda_visible():
         raise BackendUnavailable("TensorRT needs an NVIDIA GPU; none is visible")
     import torch
 
-    return tensorrt, torch.cuda.get_device_capability()
+    return trt, torch.cuda.get_device_capability()
 
 
 def find_engine(
     onnx_path: Path, engines_dir: Path, capability, trt_version: str, rebuild: str
-) -> Path:
-    """The engine built from ``onnx_path`` for this GPU and TensorRT (FP16 preferred)."""
-    from trt_build.tensorrt_engine import engine_key
+) -> tuple[Path, str]:
+    """(engine file, "fp16" or "fp32") built from ``onnx_path`` for this GPU and
+    TensorRT; FP16 is preferred when both exist."""
+    from trt_build.tensorrt_engine import engine_key, precision_name
 
     if not Path(onnx_path).is_file():
         raise BackendUnavailable(f"missing {onnx_path}: {rebuild}")
@@ -53,7 +51,7 @@ def find_engine(
         key = engine_key(onnx_path, capability, trt_version, fp16)
         path = engines_dir / f"{Path(onnx_path).stem}.{key}.engine"
         if path.is_file():
-            return path
+            return path, precision_name(fp16)
     others = sorted(p.name for p in engines_dir.glob(f"{Path(onnx_path).stem}.*.engine"))
     found = (
         f"; {engines_dir} has {', '.join(others)}, built for another GPU, TensorRT version or model"
@@ -82,15 +80,15 @@ class TensorRTLandmarks(ExportedLandmarks):
 
         engines_dir = engines_dir or default_engines_dir()
         rebuild = f"run `evp export trt --dir {directory} --out {engines_dir}`"
-        self._runners = {
-            name: TensorRTRunner(
-                find_engine(
-                    directory / f"{name}.onnx", engines_dir, capability, trt.__version__, rebuild
-                ),
-                self.spec["models"][name],
+        self._runners, precisions = {}, set()
+        for name in NETWORKS:
+            onnx_path = directory / f"{name}.onnx"
+            path, precision = find_engine(
+                onnx_path, engines_dir, capability, trt.__version__, rebuild
             )
-            for name in NETWORKS
-        }
+            self._runners[name] = TensorRTRunner(path, self.spec["models"][name], rebuild)
+            precisions.add(precision)
+        self.precision = "fp16" if "fp16" in precisions else "fp32"
 
     def run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
@@ -100,19 +98,22 @@ class TensorRTLandmarks(ExportedLandmarks):
 class TensorRTGenerator:
     name = "tensorrt"
 
-    def __init__(self, onnx_path: Path, engines_dir: Path | None = None) -> None:
+    def __init__(
+        self, onnx_path: Path, engines_dir: Path | None = None, avatar: str = "NAME"
+    ) -> None:
         trt, capability = _require_tensorrt()
         from trt_build.onnx_export import io_spec
         from trt_build.tensorrt_engine import TensorRTRunner
 
         engines_dir = engines_dir or default_engines_dir()
-        avatar = Path(onnx_path).parent.name
         rebuild = f"run `evp export trt --avatar {avatar} --out {engines_dir}`"
-        path = find_engine(onnx_path, engines_dir, capability, trt.__version__, rebuild)
+        path, self.precision = find_engine(
+            onnx_path, engines_dir, capability, trt.__version__, rebuild
+        )
         io = io_spec(onnx_path)
         self._input = io["inputs"][0]["name"]
         self.size = int(io["inputs"][0]["shape"][-1])
-        self._runner = TensorRTRunner(path, io)
+        self._runner = TensorRTRunner(path, io, rebuild)
 
     def __call__(self, guided: np.ndarray) -> np.ndarray:
         from engine.runtime.generator import check_input

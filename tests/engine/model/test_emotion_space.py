@@ -57,3 +57,19 @@ def test_voice_emotion_needs_speech_and_forgets_it_in_long_silence(space, speech
     assert codes[-1] is not None and np.isfinite(codes[-1]).all()
     assert codes[-1] is not None
     assert _feed(voice, silence)[-1] is None
+
+
+def test_long_clips_are_judged_in_pieces_of_at_most_ten_seconds(space):
+    from engine.model.emotion_space import MAX_CLIP_HOPS, EmotionSpace
+
+    seen = []
+
+    def encode(hops):
+        seen.append(hops.shape[1])
+        return np.full((1, 4), hops.shape[1], np.float32)
+
+    counted = EmotionSpace(space.means[:, :4], np.ones(8), encode, space._classify)
+    hops = np.random.default_rng(0).standard_normal((2500, 15)).astype(np.float32)
+    code = counted.from_audio(hops, trim=False)
+    assert max(seen) <= MAX_CLIP_HOPS and sum(seen) == 2500 and len(seen) == 3
+    np.testing.assert_allclose(code, np.mean(seen))

@@ -67,3 +67,24 @@ def test_a_code_from_another_clip_and_bad_requests(space):
     with pytest.raises(EngineError, match="knows"):
         control.set(EmotionState(emotion="bored"))
     np.testing.assert_allclose(control.next(SILENT, False), code)  # unchanged by the error
+
+
+def test_auto_eases_when_the_voice_is_found_and_returns_after_silence(space, speech):
+    from engine.audio.frontend import AudioFrontEnd
+
+    control = EmotionControl(space, EmotionState(emotion="angry", transition_ms=0))
+    control.set(EmotionState(mode="auto", transition_ms=400))
+    frontend = AudioFrontEnd()
+    angry = space.category("angry")
+    codes, heard = [], []
+    for r in frontend.push(speech[: 16000 * 4]) + frontend.finish():
+        codes.append(control.next(r.hops, r.voiced))
+        heard.append(control.voice_code is not None)
+    found = heard.index(True)
+    assert found > 0
+    steps = np.linalg.norm(np.diff(codes, axis=0), axis=1)
+    jump = np.linalg.norm(control.voice_code - angry)
+    assert steps[found - 1] < 0.3 * jump  # no snap when the voice first gives a code
+    silence = [control.next(SILENT, False) for _ in range(4 * 25 + 10)]  # forget_s = 4 s
+    assert control.voice_code is None
+    np.testing.assert_allclose(silence[-1], angry, atol=1e-6)  # back to the fallback

@@ -4,6 +4,7 @@ import av
 import numpy as np
 import pytest
 
+from engine.audio.decode import read_audio
 from engine.audio.frontend import AudioFrontEnd, FrontEndOptions
 from engine.audio.pcm import float_to_int16
 from engine.constants import WEBRTC_SAMPLE_RATE
@@ -101,6 +102,12 @@ def test_bad_input_says_what_is_wrong_and_keeps_what_was_there(wav, engine, avat
         render_video(tmp_path / "none.wav", out, engine, avatar)
     with pytest.raises(EngineError, match=r"\.mp4"):
         render_video(wav, tmp_path / "out.avi", engine, avatar)
+    with pytest.raises(EngineError, match=r"\.npy"):
+        render_video(wav, out, engine, avatar, landmarks_out=tmp_path / "marks.txt")
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(EngineError, match="is a directory"):
+        render_video(wav, tmp_path / "dir.mp4", engine, avatar)
+    (tmp_path / "dir.mp4").rmdir()
 
     class Broken:  # fails half-way through, like a crash mid-render
         def __init__(self):
@@ -118,7 +125,7 @@ def test_bad_input_says_what_is_wrong_and_keeps_what_was_there(wav, engine, avat
     with pytest.raises(RuntimeError, match="boom"):
         render_video(wav, out, Broken(), avatar)
     assert out.read_bytes() == b"an earlier render"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.wav", "keep.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.wav", "keep.mp4"]  # no partials
     assert len(engine) == 0  # the failed render's session was closed
 
 
@@ -141,3 +148,25 @@ def test_the_command(wav, tmp_path, capsys):
     assert main(["render", str(wav), "-o", str(out), "--emotion", "bored"]) == 2
     assert "unknown emotion 'bored'" in capsys.readouterr().err
     assert main(["render", str(wav), "-o", str(out), "--avatar", "../etc"]) == 2
+    assert "invalid avatar name" in capsys.readouterr().err
+
+
+def test_the_emotion_of_another_clip(wav, engine, avatar, tmp_path):
+    out = tmp_path / "borrowed.mp4"
+    result = render_video(
+        wav, out, engine, avatar, EmotionChoice(audio=wav), out.with_suffix(".npy")
+    )
+    assert result["emotion"] == f"from {wav}" and result["frames"] == 100
+    code = engine.space.from_signal(read_audio(wav, 16000))
+    neutral = render_video(
+        wav,
+        tmp_path / "n.mp4",
+        engine,
+        avatar,
+        EmotionChoice(parse_emotion("neutral")),
+        tmp_path / "n.npy",
+    )
+    assert neutral["frames"] == 100
+    borrowed, plain = np.load(out.with_suffix(".npy")), np.load(tmp_path / "n.npy")
+    assert np.abs(borrowed - plain).max() > 1e-3  # the borrowed code changed the face
+    assert np.linalg.norm(code - engine.space.neutral) > 1e-3

@@ -67,3 +67,27 @@ def test_sessions_are_kept_apart_and_misuse_is_refused(speech):
         batcher.open("a", model.canonical_face)
     batcher.close("a")
     assert len(batcher) == 1
+
+
+def test_more_sessions_than_one_call_takes_are_split_and_still_equal_each_alone():
+    from engine.runtime.batching import MAX_BATCH
+    from engine.runtime.landmarks import OnnxLandmarks
+
+    runtime = OnnxLandmarks()
+    calls = []
+    step = runtime.step
+    runtime.step = lambda content, *rest: calls.append(len(content)) or step(content, *rest)
+    batcher = LandmarkBatcher(runtime)
+    rng = np.random.default_rng(0)
+    neutral = LandmarkModel.load().canonical_face
+    n = MAX_BATCH + 6
+    for i in range(n):
+        batcher.open(f"s{i}", neutral)
+    windows = rng.standard_normal((n, 28, 12)).astype(np.float32)
+    code = np.zeros(runtime.emotion_means.shape[1], np.float32)
+    out = batcher.run([FrameRequest(f"s{i}", windows[i], code) for i in range(n)])
+    assert calls == [MAX_BATCH, 6] and len(out) == n
+    alone = LandmarkBatcher(runtime)
+    alone.open("x", neutral)
+    expected = alone.run([FrameRequest("x", windows[n - 1], code)])["x"]
+    assert np.abs(out[f"s{n - 1}"] - expected).max() < 1e-5

@@ -47,14 +47,14 @@ def test_engines_are_found_by_gpu_tensorrt_and_model_or_the_error_says_how_to_bu
         find_engine(onnx_path, tmp_path, (9, 0), "10.3.0", "run `evp export trt`")
     other = tmp_path / f"content.{engine_key(onnx_path, (8, 9), '10.3.0', True)}.engine"
     other.write_bytes(b"engine for an Ada GPU")
-    with pytest.raises(BackendUnavailable, match="has content.sm89.*another GPU"):
+    with pytest.raises(BackendUnavailable, match="has content.sm89-trt10.3.0-fp16.*another GPU"):
         find_engine(onnx_path, tmp_path, (9, 0), "10.3.0", "run `evp export trt`")
     fp32 = tmp_path / f"content.{engine_key(onnx_path, (9, 0), '10.3.0', False)}.engine"
     fp32.write_bytes(b"")
-    assert find_engine(onnx_path, tmp_path, (9, 0), "10.3.0", "") == fp32
+    assert find_engine(onnx_path, tmp_path, (9, 0), "10.3.0", "") == (fp32, "fp32")
     fp16 = tmp_path / f"content.{engine_key(onnx_path, (9, 0), '10.3.0', True)}.engine"
     fp16.write_bytes(b"")
-    assert find_engine(onnx_path, tmp_path, (9, 0), "10.3.0", "") == fp16  # preferred
+    assert find_engine(onnx_path, tmp_path, (9, 0), "10.3.0", "") == (fp16, "fp16")  # preferred
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="a GPU is visible")
@@ -69,7 +69,7 @@ def test_asking_for_a_gpu_backend_without_one_says_why():
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU")
-def test_cuda_graphs_and_fp16_keep_parity_on_the_gpu(speech):
+def test_cuda_graphs_and_fp16_keep_parity_on_the_gpu():
     from engine.avatar.bundle import AvatarLibrary
     from engine.runtime.generator import TorchGenerator
     from server.settings import DEFAULT_AVATARS
@@ -79,5 +79,47 @@ def test_cuda_graphs_and_fp16_keep_parity_on_the_gpu(speech):
     result = verify_generator(avatar, TorchGenerator(avatar.generator_weights, "cuda"))
     assert result["ok"], result
     cpu, gpu = TorchLandmarks(device="cpu"), TorchLandmarks(device="cuda")
-    windows = np.random.default_rng(0).standard_normal((3, 28, 12)).astype(np.float32)
-    assert np.abs(cpu.content(windows) - gpu.content(windows)).max() < 1e-3
+    rng = np.random.default_rng(0)
+    for n in (3, 3, 5):  # the second call replays the graph captured by the first
+        windows = rng.standard_normal((n, 28, 12)).astype(np.float32)
+        assert np.abs(cpu.content(windows) - gpu.content(windows)).max() < 1e-3
+    n, e = 3, cpu.emotion_means.shape[1]
+    identity = cpu.identity(rng.standard_normal((n, 68, 2)).astype(np.float32) * 0.3)
+    code = np.repeat(cpu.emotion_means[:1], n, 0)
+    states = [np.zeros((cpu.layers, n, cpu.hidden), np.float32) for _ in range(4)]
+    for _ in range(50):  # (h, c) carried through the graphed step
+        content = cpu.content(rng.standard_normal((n, 28, 12)).astype(np.float32))
+        a, *states[:2] = cpu.step(content, code, identity, *states[:2])
+        b, *states[2:] = gpu.step(content, code, identity, *states[2:])
+        assert np.abs(a - b).max() < 1e-3
+    assert e == code.shape[1]
+
+
+def test_auto_tries_the_gpu_backends_in_order_and_logs_each_skip(monkeypatch, caplog):
+    from engine.runtime import backends
+
+    def unavailable(why):
+        def load():
+            raise BackendUnavailable(why)
+
+        return load
+
+    loaders = {
+        "tensorrt": unavailable("no engines"),
+        "torch": lambda: "torch runtime",
+        "onnx": lambda: "onnx runtime",
+    }
+    monkeypatch.setattr(backends, "cuda_visible", lambda: True)
+    with caplog.at_level("INFO", logger="engine.runtime.backends"):
+        assert backends.choose("auto", loaders, "the thing") == "torch runtime"
+    assert "the thing cannot use tensorrt: no engines" in caplog.text
+    assert "the thing runs on torch" in caplog.text
+    loaders["torch"] = unavailable("broken CUDA")
+    assert backends.choose("auto", loaders, "the thing") == "onnx runtime"
+    with pytest.raises(BackendUnavailable, match="no engines"):  # named: no fallback
+        backends.choose("tensorrt", loaders, "the thing")
+    loaders["tensorrt"] = lambda: 1 / 0  # a real bug is not swallowed by auto
+    with pytest.raises(ZeroDivisionError):
+        backends.choose("auto", loaders, "the thing")
+    monkeypatch.setattr(backends, "cuda_visible", lambda: False)
+    assert backends.choose("auto", loaders, "the thing") == "onnx runtime"
