@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -21,9 +22,11 @@ from aiohttp import web
 from engine.avatar.bundle import AvatarLibrary
 from engine.constants import EMOTIONS
 from engine.emotion_state import EmotionState
-from engine.errors import AvatarError
+from engine.errors import AvatarError, EngineError
+from engine.pipeline.portrait import PortraitEngine
 from server.control import ControlError, parse_emotion_spec
 from server.control_socket import serve_control_socket
+from server.inference import InferenceWorker
 from server.metrics import ServerMetrics
 from server.offer import OfferError
 from server.session import Session
@@ -45,26 +48,48 @@ class EvpServer:
         self.settings = settings
         self.metrics = ServerMetrics()
         self.avatars = AvatarLibrary(settings.avatars_dir)
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, Session | None] = {}  # None: being set up
         # The one engine worker: all model/analysis/render work runs here, off the loop.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
+        self.inference: InferenceWorker | None = None  # at startup: loading takes a while
 
     # ------------------------------------------------------------- lifecycle
 
     async def startup(self, app: web.Application) -> None:
-        # Decode the default avatar up front so the first offer is answered quickly.
-        await asyncio.get_running_loop().run_in_executor(
+        """Load the networks on the chosen backend and the default avatar (decoded, its
+        generator loaded) before the first offer, so it is answered quickly."""
+        loop = asyncio.get_running_loop()
+        engine = await loop.run_in_executor(self.worker, PortraitEngine.load, self.settings.backend)
+        avatar = await loop.run_in_executor(
             self.worker, self.avatars.get, self.settings.default_avatar
         )
+        await loop.run_in_executor(self.worker, engine.renderer, avatar)
+        window = self.settings.window
+        if window is not None and window != engine.window:
+            raise EngineError(
+                f"--lookahead-hops {window.lookahead_hops} does not match the model, trained "
+                f"with {engine.window.lookahead_hops}: leave it out"
+            )
+        self.settings = replace(self.settings, window=engine.window)
+        logger.info(
+            "engine: landmarks on %s, look-ahead %d hops",
+            engine.runtime.name,
+            engine.window.lookahead_hops,
+        )
+        self.inference = InferenceWorker(engine, self.worker, self.metrics)
+        self.inference.start()
 
     async def shutdown(self, app: web.Application) -> None:
         await asyncio.gather(
-            *(s.aclose("server shutting down") for s in list(self.sessions.values()))
+            *(s.aclose("server shutting down") for s in list(self.sessions.values()) if s)
         )
+        if self.inference is not None:
+            await self.inference.aclose()
         self.worker.shutdown(wait=True)
 
-    def _session_closed(self, session: Session) -> None:
-        if self.sessions.pop(session.id, None) is not None:
+    def _session_closed(self, session_id: str) -> None:
+        if session_id in self.sessions:
+            del self.sessions[session_id]
             self.metrics.sessions.dec()
 
     # ------------------------------------------------------------- helpers
@@ -131,24 +156,32 @@ class EvpServer:
                 status=503,
                 headers={"Retry-After": "10"},
             )
+        session_id = secrets.token_urlsafe(9)
+        self.sessions[session_id] = None  # reserve the slot before awaiting
+        self.metrics.sessions.inc()
+        inference = self.inference
         try:
-            avatar = await asyncio.get_running_loop().run_in_executor(
-                self.worker, self.avatars.get, avatar_name
-            )
+            avatar = await inference.call(self.avatars.get, avatar_name)
+            portrait = await inference.call(inference.engine.open, session_id, avatar, emotion)
         except AvatarError as e:
+            self._session_closed(session_id)
             return error(400, str(e))
+        except BaseException:
+            self._session_closed(session_id)
+            raise
         session = Session(
-            session_id=secrets.token_urlsafe(9),
+            session_id=session_id,
             token=secrets.token_urlsafe(24),
             avatar=avatar,
             settings=self.settings,
             metrics=self.metrics,
             worker=self.worker,
-            on_closed=self._session_closed,
+            inference=inference,
+            portrait=portrait,
+            on_closed=lambda s: self._session_closed(s.id),
             emotion=emotion,
         )
-        self.sessions[session.id] = session  # reserve the slot before awaiting
-        self.metrics.sessions.inc()
+        self.sessions[session_id] = session
         try:
             answer = await session.accept_offer(body["sdp"])
         except OfferError as e:

@@ -33,7 +33,8 @@ def _serve(args: argparse.Namespace) -> int:
         ice_servers=tuple(args.ice_server),
         media_timeout_s=args.media_timeout,
         extra_delay_ms=args.extra_delay_ms,
-        window=WindowSpec(lookahead_hops=args.lookahead_hops),
+        window=None if args.lookahead_hops is None else WindowSpec(args.lookahead_hops),
+        backend=args.backend,
         allowed_origins=tuple(args.allow_origin),
     )
     app = create_app(settings)
@@ -216,8 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--lookahead-hops",
         type=int,
-        default=12,
-        help="MFCC look-ahead in 10 ms hops past each video frame (EVP: 12)",
+        help="MFCC look-ahead in 10 ms hops past each video frame (default: the model's, 12)",
+    )
+    serve.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="where the networks run (default: TensorRT, else PyTorch CUDA, else ONNX Runtime)",
     )
     serve.add_argument(
         "--allow-origin",

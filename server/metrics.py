@@ -43,10 +43,27 @@ class ServerMetrics:
             registry=r,
         )
         self.render_seconds = Histogram(
-            "evp_stage_render_seconds",
-            "Render time per video frame",
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08),
+            "evp_frame_compute_seconds",
+            "From a session asking for its video frame to having it (queueing, batch, I420)",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.2),
             registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "evp_stage_seconds",
+            "Time per inference batch in each stage: landmarks (emotion, Ec, LSTM steps of all "
+            "its sessions) and render (alignment, guidance, generator, compositing)",
+            ["stage"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12),
+            registry=r,
+        )
+        self.batch_sessions = Histogram(
+            "evp_inference_batch_sessions",
+            "Sessions per inference batch",
+            buckets=(1, 2, 3, 4, 6, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.inference_queue = Gauge(
+            "evp_inference_queue", "Frame requests waiting for the inference worker", registry=r
         )
         self.control_messages = Counter(
             "evp_control_messages", "Control messages applied", ["type"], registry=r

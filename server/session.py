@@ -4,12 +4,17 @@ Data flow inside a session::
 
     peer mic --(aiortc)--> _receive_audio --(worker)--> AudioFrontEnd --> _ready frames
                                   \\--> AudioHistory (mono, input rate)
-    _video_loop (25 fps clock) : PlayoutClock -> frame k due -> render (worker) -> video Broadcast
+    _video_loop (25 fps clock) : PlayoutClock -> audio frames due -> InferenceWorker (batched
+                                 with other sessions: emotion, Ec + LSTM, 3D-aware pose,
+                                 guidance, generator, compositing, I420) -> video Broadcast
     _audio_loop (50 Hz clock)  : PlayoutClock -> samples due -> audio Broadcast
     Broadcasts --> the peer's senders and every viewer's senders
 
 Both output loops ask the same PlayoutClock what media time is due, so the returned voice
 and the video frame made from it leave together, ``pipeline_delay_s`` after the audio came.
+Every analysed audio frame steps the session's LSTM, in order, even when the video clock
+shows only the last of several (after a stall); between audio the face holds its last
+prediction on the moving loop.
 """
 
 import asyncio
@@ -34,9 +39,11 @@ from engine.audio.resample import StreamingResampler
 from engine.avatar.bundle import Avatar
 from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
 from engine.emotion_state import EmotionState
-from engine.overlay import OverlayState, draw_overlay
+from engine.errors import EngineError
+from engine.pipeline.portrait import PortraitFrame, PortraitSession
 from engine.playout import PlayoutClock
-from server.control import Auto, Blend, Command, Flush, SetEmotion
+from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
+from server.inference import InferenceWorker
 from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
 from server.metrics import ServerMetrics
 from server.offer import OfferError, check_offer
@@ -89,6 +96,8 @@ class Session:
         settings: ServerSettings,
         metrics: ServerMetrics,
         worker: Executor,
+        inference: InferenceWorker,
+        portrait: PortraitSession,
         on_closed: Callable[["Session"], None],
         emotion: EmotionState | None = None,
     ) -> None:
@@ -96,6 +105,8 @@ class Session:
         self.token = token
         self.avatar = avatar
         self.emotion = emotion or EmotionState()
+        self.portrait = portrait
+        self._inference = inference
         self._settings = settings
         self._metrics = metrics
         self._worker = worker
@@ -119,6 +130,7 @@ class Session:
         self._ready: deque[FrameFeatures] = deque()
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=256)  # (media_end_s, arrival)
         self._shown: FrameFeatures | None = None
+        self._voice_emotion: dict[str, float] | None = None
         self._counters = _Counters()
         self._latencies: list[float] = []
         self._publish_times: deque[float] = deque(maxlen=2 * VIDEO_FPS)
@@ -226,6 +238,7 @@ class Session:
         self._metrics.viewers.dec(len(self._viewers))
         self._viewers.clear()
         await self._pc.close()
+        await self._inference.call(self.portrait.close)
         self._epoch = None
         self._history = None
         self._ready.clear()
@@ -282,6 +295,10 @@ class Session:
         elif isinstance(command, Flush):
             self._flush()
             self.emotion = replace(self.emotion, version=version)
+        try:
+            self.portrait.set_emotion(self.emotion)
+        except EngineError as e:
+            raise ControlError(str(e)) from e
         self._broadcast_control(self.state_message())
 
     def _flush(self) -> None:
@@ -291,11 +308,13 @@ class Session:
         self._reset_playout()
 
     def _reset_playout(self) -> None:
-        """Forget analysed frames and the clock: a new epoch's frames number from 0."""
+        """Forget analysed frames and the clock: a new epoch's frames number from 0, the
+        LSTM starts again and the face relaxes to its neutral pose."""
         self._ready.clear()
         self._arrivals.clear()
         self._clock.reset()
         self._shown = None
+        self.portrait.reset()
 
     def state_message(self) -> dict:
         return {
@@ -395,9 +414,9 @@ class Session:
                 tick += behind  # skip whole ticks rather than send a late burst
                 self._counters.frames_dropped += behind
                 self._metrics.video_frames_dropped.inc(behind)
-            overlay = OverlayState(*self._overlay_due(now), self.emotion.label())
+            steps = self._steps_due(now)
             started = time.perf_counter()
-            image = await loop.run_in_executor(self._worker, self._render, tick, overlay)
+            image = await self._inference.render(self.portrait, steps, tick, _to_i420)
             self._metrics.render_seconds.observe(time.perf_counter() - started)
             self._video.publish(image, tick * PTS_PER_VIDEO_FRAME)
             self._publish_times.append(loop.time())
@@ -405,22 +424,23 @@ class Session:
             self._metrics.video_frames.inc()
             tick += 1
 
-    def _overlay_due(self, now: float) -> tuple[float | None, bool]:
-        """(level_db, voiced) of the input frame whose playout is due now."""
+    def _steps_due(self, now: float) -> list[FrameFeatures]:
+        """The analysed audio frames whose playout is due by ``now``, in order: all of
+        them step the LSTM, the last one is shown."""
         media = self._clock.media_time_at(now)
         if media is None:
-            return None, False
+            return []
         due = math.floor(media * VIDEO_FPS)
+        steps = []
         while self._ready and self._ready[0].index <= due:
-            features = self._ready.popleft()
-            self._record_latency(features, now)
-            self._shown = features
+            steps.append(self._ready.popleft())
+        if steps:
+            self._record_latency(steps[-1], now)
+            self._shown = steps[-1]
         if self._shown is None or self._shown.index < due:
             self._counters.frames_late += 1
             self._metrics.video_frames_late.inc()
-        if self._shown is None:
-            return None, False
-        return self._shown.level_db, self._shown.voiced
+        return steps
 
     def _record_latency(self, features: FrameFeatures, now: float) -> None:
         frame_end = (features.index + 1) * VIDEO_PERIOD_S
@@ -430,12 +450,6 @@ class Session:
                 self._latencies.append(latency)
                 self._metrics.latency.observe(latency)
                 return
-
-    def _render(self, tick: int, overlay: OverlayState) -> np.ndarray:
-        """Runs on the worker: the looped target frame with the live status overlay,
-        as (H * 3 / 2, W) I420 so that no encoder has to convert it again."""
-        image = draw_overlay(self.avatar.frame_at(tick), overlay)
-        return cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
 
     async def _audio_loop(self) -> None:
         """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames."""
@@ -484,6 +498,7 @@ class Session:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(self._settings.stats_interval_s)
+            self._voice_emotion = await self._inference.call(self.portrait.voice_emotion)
             self._broadcast_control(self.stats_message())
 
     def video_fps(self, window_s: float = 1.0) -> float:
@@ -512,6 +527,7 @@ class Session:
             "queue_delay_ms": round(len(self._ready) * VIDEO_PERIOD_S * 1000, 1),
             "pipeline_delay_ms": round(self.pipeline_delay_s * 1000, 1),
             "viewers": len(self._viewers),
+            "voice_emotion": _top(self._voice_emotion),
         }
 
 
@@ -524,6 +540,19 @@ def _analyse(
     if gap_samples:
         mono = np.concatenate([np.zeros(gap_samples, np.float32), mono])
     return epoch.frontend.push_input(mono), epoch.to_return_rate.push(mono), report
+
+
+def _top(probabilities: dict[str, float] | None) -> dict | None:
+    """The most likely emotion of the voice and its probability, or None."""
+    if not probabilities:
+        return None
+    emotion = max(probabilities, key=probabilities.get)
+    return {"emotion": emotion, "p": round(probabilities[emotion], 3)}
+
+
+def _to_i420(frame: PortraitFrame) -> np.ndarray:
+    """Runs on the worker: (H * 3 / 2, W) I420, so that no encoder converts it again."""
+    return cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
 
 
 def _return_audio_frame(samples: np.ndarray, pts: int) -> AudioFrame:

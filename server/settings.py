@@ -1,6 +1,6 @@
 """Server settings: parsed once in main() and passed down; never read from globals."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.audio.mfcc import WindowSpec
@@ -29,7 +29,10 @@ class ServerSettings:
     """A session whose peer never starts sending audio within this long is closed."""
     extra_delay_ms: float = 80.0
     """Compute and network-jitter margin added to the look-ahead and frame period."""
-    window: WindowSpec = field(default_factory=WindowSpec)
+    window: WindowSpec | None = None
+    """The MFCC window; None: the one the model was trained with (set at startup)."""
+    backend: str = "auto"
+    """Where the networks run: auto, tensorrt, torch or onnx (engine.runtime.backends)."""
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed on the control socket besides the server's own."""
     control_max_message_bytes: int = 4096

@@ -35,6 +35,10 @@ class EmotionControl:
         self._frames, self._done = 0, 0
         self._voice_was_none = True
 
+    def check(self, state: EmotionState) -> None:
+        """Raise EngineError if ``state`` names a category the model lacks."""
+        self._point(state)
+
     def set(self, state: EmotionState) -> None:
         """Ask for a new emotion; raises EngineError for categories the model lacks."""
         point = self._point(state)

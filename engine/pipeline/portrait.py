@@ -2,7 +2,7 @@
 
     engine = PortraitEngine.load("auto")                  # once per process
     session = engine.open("s1", avatar)                   # per peer (or per render)
-    frames = engine.tick([(session, features, tick)])     # one video tick, all sessions
+    frames, times = engine.tick([(session, [features], tick)])   # one video tick, all sessions
     frames[0].image                                       # (H, W, 3) uint8 RGB
 
 Per frame: the session's EmotionControl gives the emotion code; the engine runs Ec and one
@@ -17,6 +17,7 @@ sessions. Nothing here blocks on I/O; callers run ``tick`` on their inference wo
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,15 +41,29 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PortraitFrame:
     tick: int  # video tick: which loop frame was drawn on
-    index: int  # audio frame the mouth comes from (FrameFeatures.index)
+    index: int  # last audio frame the mouth comes from (FrameFeatures.index); -1: none yet
     image: np.ndarray  # (H, W, 3) uint8 RGB, the full frame
     frontal: np.ndarray  # (68, 2) predicted frontal landmarks (outer-eye distance = 1)
     posed: np.ndarray  # (68, 2) the same posed in image pixels
     emotion: np.ndarray  # (E,) the code this frame was made with
 
 
+@dataclass
+class TickTimes:
+    """Seconds one ``PortraitEngine.tick`` spent per stage, for all its sessions."""
+
+    landmarks: float = 0.0  # emotion control, Ec + LSTM steps (batched)
+    render: float = 0.0  # alignment, guidance, generator, compositing
+    sessions: int = 0
+    steps: int = 0  # audio frames stepped (a late session may step several in one tick)
+
+
 class PortraitSession:
-    """One peer's pipeline state: its avatar, its emotion, its LSTM state (in the engine)."""
+    """One peer's pipeline state: its avatar, its emotion, its LSTM state (in the engine).
+
+    Called on the engine's worker thread. ``set_emotion`` and ``reset`` may be called from
+    any thread: they take effect at the start of the session's next tick.
+    """
 
     def __init__(
         self, engine: "PortraitEngine", session_id: str, avatar: Avatar, emotion: EmotionControl
@@ -59,6 +74,30 @@ class PortraitSession:
         self._engine = engine
         self.renderer = engine.renderer(avatar)
         self._depth = avatar.track.neutral[:, 2]
+        self.frontal = avatar.track.neutral[:, :2].astype(np.float32)  # the last prediction
+        self.index = -1  # the last audio frame stepped
+        self._pending_emotion: EmotionState | None = None
+        self._pending_reset = False
+
+    def set_emotion(self, state: EmotionState) -> None:
+        """Ask for an emotion (validated here, applied at the next tick)."""
+        self.emotion.check(state)
+        self._pending_emotion = state
+
+    def reset(self) -> None:
+        """A new stretch of audio (after a gap or a flush): at the next tick the LSTM starts
+        from zero state and the face from the neutral pose."""
+        self._pending_reset = True
+
+    def apply_pending(self) -> None:
+        """Worker thread, start of a tick: take the requests made since the last one."""
+        state, self._pending_emotion = self._pending_emotion, None
+        if state is not None:
+            self.emotion.set(state)
+        if self._pending_reset:
+            self._pending_reset = False
+            self._engine.batcher.reset(self.id)
+            self.frontal = self.avatar.track.neutral[:, :2].astype(np.float32)
 
     def request(self, features: FrameFeatures) -> FrameRequest:
         """What this session needs from the batched landmark step for one audio frame."""
@@ -78,9 +117,10 @@ class PortraitSession:
         index, posed = self.pose(tick, frontal)
         return self.renderer.render(index, posed), posed
 
-    def reset(self) -> None:
-        """A new stretch of audio (after a gap or a flush): the LSTM starts from zero."""
-        self._engine.batcher.reset(self.id)
+    def voice_emotion(self) -> dict[str, float] | None:
+        """Ce's belief about the live voice's emotion; None while it gives no evidence."""
+        code = self.emotion.voice_code
+        return None if code is None else self._engine.space.probabilities(code)
 
     def close(self) -> None:
         self._engine.close(self)
@@ -130,19 +170,44 @@ class PortraitEngine:
         self.batcher.close(session.id)
         self._sessions.pop(session.id, None)
 
-    def tick(self, work: list[tuple[PortraitSession, FrameFeatures, int]]) -> list[PortraitFrame]:
-        """One video tick: (session, audio frame, loop tick) for each session that has a
-        frame due; at most one entry per session. Returns the frames in the same order."""
+    def is_open(self, session: PortraitSession) -> bool:
+        return self._sessions.get(session.id) is session
+
+    def tick(
+        self, work: list[tuple[PortraitSession, list[FrameFeatures], int]]
+    ) -> tuple[list[PortraitFrame], TickTimes]:
+        """One video tick for several sessions: (session, the audio frames it has to step,
+        in order, and the loop tick to draw on). Every audio frame steps that session's LSTM
+        (Ec + step batched across sessions, one audio frame per session per call); the face
+        is drawn from the last one, or from the previous prediction when a session has
+        none due (silence before the first audio, a late network). Returns one frame per
+        entry, in order, and where the time went."""
         ids = [session.id for session, _, _ in work]
         if len(set(ids)) != len(ids):
-            raise EngineError("one frame per session per tick: a session appears twice")
-        requests = [session.request(features) for session, features, _ in work]
-        frontal = self.batcher.run(requests)
+            raise EngineError("one entry per session per tick: a session appears twice")
+        times = TickTimes(sessions=len(work))
+        started = time.perf_counter()
+        codes = {}
+        for session, _, _ in work:
+            session.apply_pending()
+            codes[session.id] = session.emotion.code
+        for depth in range(max((len(steps) for _, steps, _ in work), default=0)):
+            requests = [s.request(steps[depth]) for s, steps, _ in work if depth < len(steps)]
+            frontal = self.batcher.run(requests)
+            for session, steps, _ in work:
+                if depth < len(steps):
+                    session.frontal, session.index = frontal[session.id], steps[depth].index
+                    codes[session.id] = session.emotion.code
+            times.steps += len(requests)
+        rendered_at = time.perf_counter()
+        times.landmarks = rendered_at - started
         frames = []
-        for (session, features, tick), request in zip(work, requests, strict=True):
-            face = frontal[session.id]
-            rendered, posed = session.draw(tick, face)
+        for session, _, tick in work:
+            rendered, posed = session.draw(tick, session.frontal)
             frames.append(
-                PortraitFrame(tick, features.index, rendered.frame, face, posed, request.emotion)
+                PortraitFrame(
+                    tick, session.index, rendered.frame, session.frontal, posed, codes[session.id]
+                )
             )
-        return frames
+        times.render = time.perf_counter() - rendered_at
+        return frames, times

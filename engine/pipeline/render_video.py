@@ -122,7 +122,7 @@ def _render(audio, path: Path, engine, session, crf: int, started: float):
             chunk = audio[start : start + CHUNK]
             records = frontend.push_input(chunk) if len(chunk) else frontend.finish()
             for features in records:
-                (frame,) = engine.tick([(session, features, features.index)])
+                (frame,), _ = engine.tick([(session, [features], features.index)])
                 writer.video(frame.image)
                 frontal.append(frame.frontal)
                 codes.append(frame.emotion)

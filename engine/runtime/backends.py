@@ -66,8 +66,8 @@ def choose(backend: str, loaders: dict[str, Callable[[], T]], what: str) -> T:
             except BackendUnavailable as e:
                 logger.info("backend auto: %s cannot use %s: %s", what, name, e)
                 continue
-            logger.info("backend auto: %s runs on %s", what, name)
+            logger.info("backend auto: %s on %s", what, name)
             return runtime
     else:
-        logger.info("backend auto: no GPU visible; %s runs on ONNX Runtime", what)
+        logger.info("backend auto: no GPU visible; %s on ONNX Runtime", what)
     return loaders["onnx"]()

@@ -10,7 +10,9 @@ import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from engine.avatar.bundle import AvatarLibrary
+from engine.pipeline.portrait import PortraitEngine
 from server.client import wait_for
+from server.inference import InferenceWorker
 from server.metrics import ServerMetrics
 from server.session import Session
 from server.settings import ServerSettings
@@ -49,22 +51,30 @@ def frames(signal: np.ndarray, rate: int, fmt: str, layout: str, chunk: int) -> 
 
 @pytest.fixture
 async def session():
-    settings = ServerSettings()
+    engine = PortraitEngine.load("onnx")
+    settings = ServerSettings(window=engine.window)
     closed = []
     executor = ThreadPoolExecutor(1)
+    metrics = ServerMetrics()
+    inference = InferenceWorker(engine, executor, metrics)
+    inference.start()
+    avatar = AvatarLibrary(settings.avatars_dir).get("default")
     s = Session(
         "test",
         "token",
-        AvatarLibrary(settings.avatars_dir).get("default"),
+        avatar,
         settings,
-        ServerMetrics(),
+        metrics,
         executor,
+        inference,
+        engine.open("test", avatar),
         closed.append,
     )
     s.start()
     yield s
     await s.aclose("test over")
-    assert closed == [s]
+    assert closed == [s] and len(engine) == 0
+    await inference.aclose()
     executor.shutdown()
 
 

@@ -19,7 +19,7 @@ def test_the_streamed_session_gives_the_landmarks_of_the_whole_clip_model(engine
     records = _records(engine, speech)
     session = engine.open("stream", avatar, HAPPY)
     try:
-        frames = [engine.tick([(session, r, r.index)])[0] for r in records]
+        frames = [engine.tick([(session, [r], r.index)])[0][0] for r in records]
     finally:
         session.close()
     model = LandmarkModel.load()
@@ -46,10 +46,10 @@ def test_sessions_sharing_a_tick_get_what_each_gets_alone(engine, avatar, speech
         out = {"a": [], "b": []}
         try:
             for r in records:
-                pairs = [(a, r, r.index), (b, r, r.index + 7)]
+                pairs = [(a, [r], r.index), (b, [r], r.index + 7)]
                 ticks = [pairs] if together else [[p] for p in pairs]
                 for tick in ticks:
-                    for frame, (session, _, _) in zip(engine.tick(tick), tick, strict=True):
+                    for frame, (session, _, _) in zip(engine.tick(tick)[0], tick, strict=True):
                         out[session.id].append(frame)
         finally:
             a.close()

@@ -78,7 +78,7 @@ def test_the_file_shows_what_the_pipeline_made(rendered, wav, engine, avatar):
     records = frontend.push_input(audio) + frontend.finish()
     session = engine.open("direct", avatar, HAPPY.state)
     try:
-        direct = [engine.tick([(session, r, r.index)])[0] for r in records[:60]]
+        direct = [engine.tick([(session, [r], r.index)])[0][0] for r in records[:60]]
     finally:
         session.close()
     np.testing.assert_allclose(landmarks[:60], np.stack([f.frontal for f in direct]), atol=1e-5)
