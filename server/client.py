@@ -65,6 +65,8 @@ class WavMicrophone(MediaStreamTrack):
 
 @dataclass
 class Received:
+    keep_video: bool = False  # also keep every frame, (H, W, 3) uint8 RGB
+    video_frames: list[np.ndarray] = field(default_factory=list)
     video_times: list[float] = field(default_factory=list)
     video_sizes: set[tuple[int, int]] = field(default_factory=set)
     audio: list[np.ndarray] = field(default_factory=list)
@@ -82,6 +84,8 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
         if track.kind == "video":
             received.video_times.append(time.monotonic())
             received.video_sizes.add((frame.width, frame.height))
+            if received.keep_video:
+                received.video_frames.append(frame.to_ndarray(format="rgb24"))
         else:
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
@@ -95,10 +99,12 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
 class Peer:
     """A talking (microphone given) or watching (none) aiortc peer of the server."""
 
-    def __init__(self, base_url: str, microphone: MediaStreamTrack | None):
+    def __init__(
+        self, base_url: str, microphone: MediaStreamTrack | None, keep_video: bool = False
+    ):
         self.base_url = base_url
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.received = Received()
+        self.received = Received(keep_video)
         self._tasks: list[asyncio.Task] = []
         self.session_id: str | None = None
         self.token: str | None = None
