@@ -4,7 +4,6 @@ video measured by tracking the avatar's face in the received frames."""
 import asyncio
 
 import numpy as np
-import pytest
 
 from engine.constants import SAMPLE_RATE
 from engine.face.landmarks68 import to_ibug68
@@ -59,7 +58,6 @@ async def test_the_mouth_follows_the_voice_and_closes_in_silence(server, speech)
     # Input envelope on the frame grid of the sender's clock.
     hop = int(FRAME_S * SAMPLE_RATE)
     envelope = np.sqrt(np.mean(signal[: signal.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
-    sent = mic.started_at + FRAME_S * np.arange(envelope.size)
     scores = {}
     for lag in np.arange(0.0, 1.0, 0.02):
         index = np.round((times - lag - mic.started_at) / FRAME_S).astype(int)
