@@ -12,6 +12,7 @@ from engine.model.cli import add_landmarks_command
 from engine.pipeline.cli import add_render_command
 from engine.runtime.backends import BACKENDS
 from engine.training.cli import add_train_commands
+from server.emotion_cli import add_emotion_command
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
 from trt_build.cli import add_export_commands
 
@@ -195,7 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--avatar", default="default", help="avatar used when an offer names none")
     serve.add_argument(
-        "--max-sessions", type=int, default=4, help="talking sessions at once; more get 503"
+        "--max-sessions",
+        type=int,
+        default=2,
+        help="talking sessions at once; more get 503 (default %(default)s: what 2 CPU cores "
+        "keep at 25 fps)",
     )
     serve.add_argument("--max-viewers", type=int, default=8, help="viewers per session")
     serve.add_argument(
@@ -339,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(commands)
     add_landmarks_command(commands)
     add_render_command(commands)
+    add_emotion_command(commands)
     add_export_commands(commands)
     return parser
 

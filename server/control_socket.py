@@ -84,6 +84,7 @@ async def serve_control_socket(
                 continue
             try:
                 command = parse_command(json.loads(message.data))
+                session.apply(command)
             except json.JSONDecodeError as e:
                 reply_error(channel, metrics, f"not valid JSON: {e}")
                 continue
@@ -91,7 +92,6 @@ async def serve_control_socket(
                 reply_error(channel, metrics, str(e))
                 continue
             metrics.control_messages.labels(type=type(command).__name__).inc()
-            session.apply(command)
     finally:
         session.remove_control_channel(channel)
         writer.cancel()

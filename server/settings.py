@@ -17,7 +17,7 @@ class ServerSettings:
     avatars_dir: Path = DEFAULT_AVATARS
     web_client_dir: Path = DEFAULT_WEB_CLIENT
     default_avatar: str = "default"
-    max_sessions: int = 4
+    max_sessions: int = 2
     """Talking sessions served at once; more get 503 instead of degrading everyone."""
     max_viewers: int = 8
     """Receive-only viewers per session."""
