@@ -27,10 +27,12 @@ from engine.pipeline.portrait import PortraitEngine
 from server.control import ControlError, parse_emotion_spec
 from server.control_socket import serve_control_socket
 from server.inference import InferenceWorker
+from server.memory import release_freed_memory
 from server.metrics import ServerMetrics
 from server.offer import OfferError
 from server.session import Session
 from server.settings import ServerSettings
+from server.tasks import TaskSupervisor
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class EvpServer:
         # The one engine worker: all model/analysis/render work runs here, off the loop.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
         self.inference: InferenceWorker | None = None  # at startup: loading takes a while
+        self._tasks = TaskSupervisor("server", self._task_failed)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -83,14 +86,20 @@ class EvpServer:
         await asyncio.gather(
             *(s.aclose("server shutting down") for s in list(self.sessions.values()) if s)
         )
+        await self._tasks.aclose()
         if self.inference is not None:
             await self.inference.aclose()
         self.worker.shutdown(wait=True)
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        logger.error("server task %s failed: %r", name, exc)
 
     def _session_closed(self, session_id: str) -> None:
         if session_id in self.sessions:
             del self.sessions[session_id]
             self.metrics.sessions.dec()
+            if self.inference is not None:
+                self._tasks.spawn(self.inference.call(release_freed_memory), "release-memory")
 
     # ------------------------------------------------------------- helpers
 

@@ -65,10 +65,41 @@ class ServerMetrics:
         self.inference_queue = Gauge(
             "evp_inference_queue", "Frame requests waiting for the inference worker", registry=r
         )
+        # Per session (labels removed when it closes; at most max_sessions of each).
+        self.session_fps = Gauge(
+            "evp_session_fps", "Video frames per second published", ["session"], registry=r
+        )
+        self.session_dropped = Gauge(
+            "evp_session_frames_dropped", "Video ticks skipped so far", ["session"], registry=r
+        )
+        self.session_late = Gauge(
+            "evp_session_frames_late", "Ticks without a fresh audio frame so far", ["session"],
+            registry=r,
+        )  # fmt: skip
+        self.session_latency = Gauge(
+            "evp_session_latency_seconds",
+            "Mean audio-arrival-to-publication latency over the last stats interval",
+            ["session"],
+            registry=r,
+        )
+        self.session_queue = Gauge(
+            "evp_session_queue_seconds", "Analysed audio waiting for playout", ["session"],
+            registry=r,
+        )  # fmt: skip
         self.control_messages = Counter(
             "evp_control_messages", "Control messages applied", ["type"], registry=r
         )
         self.control_errors = Counter("evp_control_errors", "Control messages rejected", registry=r)
+
+    def forget_session(self, session_id: str) -> None:
+        for gauge in (
+            self.session_fps, self.session_dropped, self.session_late, self.session_latency,
+            self.session_queue,
+        ):  # fmt: skip
+            try:
+                gauge.remove(session_id)
+            except KeyError:
+                pass  # closed before its first stats
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

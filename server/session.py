@@ -239,6 +239,7 @@ class Session:
         self._viewers.clear()
         await self._pc.close()
         await self._inference.call(self.portrait.close)
+        self._metrics.forget_session(self.id)
         self._epoch = None
         self._history = None
         self._ready.clear()
@@ -499,7 +500,18 @@ class Session:
         while True:
             await asyncio.sleep(self._settings.stats_interval_s)
             self._voice_emotion = await self._inference.call(self.portrait.voice_emotion)
-            self._broadcast_control(self.stats_message())
+            stats = self.stats_message()
+            self._export(stats)
+            self._broadcast_control(stats)
+
+    def _export(self, stats: dict) -> None:
+        m, sid = self._metrics, self.id
+        m.session_fps.labels(sid).set(stats["fps"])
+        m.session_dropped.labels(sid).set(stats["frames_dropped"])
+        m.session_late.labels(sid).set(stats["frames_late"])
+        m.session_queue.labels(sid).set(stats["queue_delay_ms"] / 1000)
+        if stats["latency_ms"] is not None:
+            m.session_latency.labels(sid).set(stats["latency_ms"] / 1000)
 
     def video_fps(self, window_s: float = 1.0) -> float:
         """Frames per second published over the last ``window_s``, from their timestamps."""

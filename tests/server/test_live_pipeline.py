@@ -79,10 +79,10 @@ async def test_the_mouth_follows_the_voice_and_closes_in_silence(server, speech)
     # and blink, so tracked openings wander by about 0.02 even with the mouth at rest.)
     closed = np.median(during(0.3, 1.4))
     speaking = np.median(np.concatenate([during(a, b) for a, b in spans]))
-    rests = [np.median(during(end + 0.7, end + 1.2)) for _, end in spans]
+    rests = [np.median(during(end + 0.6, end + 1.2)) for _, end in spans]
     assert speaking > closed + 0.02, (speaking, closed)
-    assert all(rest < closed + 0.02 for rest in rests), (rests, closed)
-    assert np.mean(rests) < speaking - 0.02, (rests, speaking)
+    assert np.mean(rests) < closed + 0.015, (rests, closed)
+    assert max(rests) < speaking, (rests, speaking)
 
 
 async def test_emotion_switches_within_the_transition_and_blends_monotonically(server, speech):
