@@ -1,5 +1,6 @@
 """A real browser: Debian's chromium, headless, with a WAV file as its microphone."""
 
+import base64
 import os
 import shutil
 import wave
@@ -11,6 +12,7 @@ import pytest
 from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
 from server.client import wait_for
+from tests.server.test_live_pipeline import mouth_measures
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +38,34 @@ def speech_wav(speech: np.ndarray, tmp_path: Path) -> Path:
         w.setframerate(SAMPLE_RATE)
         w.writeframes(float_to_int16(speech).tobytes())
     return path
+
+
+SNAPSHOTS_JS = """async ([count, interval]) => {
+    const video = document.getElementById('video');
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const context = canvas.getContext('2d');
+    const out = [];
+    for (let i = 0; i < count; i++) {
+        context.drawImage(video, 0, 0);
+        out.push(canvas.toDataURL('image/png'));
+        await new Promise(resolve => setTimeout(resolve, interval));
+    }
+    return out;
+}"""
+
+
+async def snapshots(page, count: int, interval_ms: int = 100) -> list[np.ndarray]:
+    """``count`` pictures of the page's #video as the browser shows them, (H, W, 3) RGB."""
+    import cv2
+
+    urls = await page.evaluate(SNAPSHOTS_JS, [count, interval_ms])
+    images = []
+    for url in urls:
+        png = np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8)
+        images.append(cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+    return images
 
 
 async def test_talk_and_watch_pages_in_headless_chromium(
@@ -96,6 +126,12 @@ async def test_talk_and_watch_pages_in_headless_chromium(
             stats = await page.evaluate("window.evp.stats")
             assert stats["fps"] >= 24
 
+            # The lips move: the avatar's mouth, tracked in frames the browser decoded.
+            talk_frames = await snapshots(page, count=30, interval_ms=100)
+            opening, _ = mouth_measures(talk_frames)
+            assert np.isfinite(opening).all()
+            assert np.percentile(opening, 90) - np.percentile(opening, 10) > 0.02, opening
+
             # The share link opens the watch page, which receives the same session.
             share = await page.eval_on_selector("#share", "e => e.value")
             assert "/watch?session=" in share
@@ -104,6 +140,11 @@ async def test_talk_and_watch_pages_in_headless_chromium(
             await viewer.wait_for_function("window.evp.framesDecoded > 25", timeout=20_000)
             session = next(iter(server.evp.sessions.values()))
             assert session.viewer_count == 1
+            # The same stream: the viewer's picture matches the talker's (same face, same
+            # loop; only the moment and the encoding differ).
+            (watched,), (talked,) = await snapshots(viewer, 1), await snapshots(page, 1)
+            error = np.mean((watched.astype(float) - talked.astype(float)) ** 2)
+            assert 10 * np.log10(255**2 / error) > 26  # measured 31-32 dB
             await page.screenshot(path=str(tmp_path / "talk.png"))
             await viewer.close()
 
