@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--wav", type=Path, required=True, help="speech to send as the microphone"
     )
     transport.add_argument("--seconds", type=float, default=10.0)
+    transport.add_argument("--sessions", type=int, default=1, help="talking peers at once")
     transport.add_argument("--url", help="a running server (default: start one in-process)")
     transport.set_defaults(handler=_bench_transport)
 
