@@ -106,3 +106,25 @@ async def test_8k_mono_int16_silence_then_speech(session, speech):
     assert not session.stats_message()["voice"]  # the first second is silence
     await wait_for(lambda: session.stats_message()["voice"], timeout=4)
     assert session.stats_message()["repaired_samples"] == 0
+
+
+async def test_flush_drops_queued_audio_and_returns_to_idle_at_once(session, speech):
+    from server.control import Flush
+
+    audio = session._audio.subscribe()
+    mouth = lambda: np.linalg.norm(session.portrait.frontal[66] - session.portrait.frontal[62])
+    neutral = session.avatar.track.neutral[:, :2]
+    rate = 48_000
+    talk = np.repeat(speech[16_000 : 16_000 * 5], 3)[None, :].astype(np.float32)
+    session.attach_microphone(FakeMicrophone(frames(talk, rate, "flt", "mono", 960)))
+    await wait_for(lambda: mouth() > np.linalg.norm(neutral[66] - neutral[62]) + 0.01, timeout=4)
+    assert session._ready  # analysed audio waiting for its playout time
+    session.apply(Flush())
+    assert not session._ready and session.stats_message()["queue_delay_ms"] == 0
+    await asyncio.sleep(0.1)  # two video ticks; new audio needs the pipeline delay to show
+    np.testing.assert_allclose(session.portrait.frontal, neutral, atol=1e-6)  # mouth at rest
+    while not audio._queue.empty():
+        audio._queue.get_nowait()
+    returned = [await asyncio.wait_for(audio.recv(), 1) for _ in range(5)]
+    assert all(not np.any(frame.to_ndarray()) for frame in returned)  # no old voice plays on
+    audio.stop()
