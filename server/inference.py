@@ -12,12 +12,14 @@ request at once (a batch of one: the lowest latency); under load, requests that 
 while a batch runs are batched together next (throughput). ``finish`` (e.g. RGB to I420)
 runs on the executor too, so the event loop never touches pixels.
 
-A batch that fails is retried one session at a time, so one session's fault reaches only
-that session. Jobs of sessions closed while queued are dropped.
+The landmark step runs once for the batch; each session's render runs on its own, so one
+session's failing render reaches only that session. Jobs of sessions closed while queued
+are dropped.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -130,26 +132,29 @@ class InferenceWorker:
         return batch
 
     def _tick(self, jobs: list[_Job]) -> tuple[list[tuple[bool, Any]], TickTimes | None]:
-        """Worker thread: one engine tick for ``jobs``; (ok, result or exception) each."""
+        """Worker thread: one batched landmark step for ``jobs``, then each session's render
+        on its own, so a failing render reaches only its session; (ok, result or
+        exception) per job."""
         live = [job for job in jobs if self.engine.is_open(job.session)]
         outcomes: dict[int, tuple[bool, Any]] = {
             id(job): (False, SessionClosed(f"session {job.session.id} is closed"))
             for job in jobs
             if job not in live
         }
-        times = None
         try:
-            frames, times = self.engine.tick([(j.session, j.steps, j.tick) for j in live])
-            for job, frame in zip(live, frames, strict=True):
-                outcomes[id(job)] = (True, job.finish(frame))
-        except Exception:
-            logger.exception("a batch of %d sessions failed; retrying them one by one", len(live))
-            for job in live:
-                try:
-                    (frame,), _ = self.engine.tick([(job.session, job.steps, job.tick)])
-                    outcomes[id(job)] = (True, job.finish(frame))
-                except Exception as e:  # noqa: BLE001 - it goes to that session's caller
-                    outcomes[id(job)] = (False, e)
+            times = self.engine.advance([(job.session, job.steps) for job in live])
+        except Exception as e:  # the runtime failed: every caller hears it
+            logger.exception("the landmark step of %d sessions failed", len(live))
+            outcomes |= {id(job): (False, e) for job in live}
+            return [outcomes[id(job)] for job in jobs], None
+        started = time.perf_counter()
+        for job in live:
+            try:
+                outcomes[id(job)] = (True, job.finish(job.session.draw_frame(job.tick)))
+            except Exception as e:  # it goes to that session's caller only
+                logger.exception("rendering session %s failed", job.session.id)
+                outcomes[id(job)] = (False, e)
+        times.render = time.perf_counter() - started
         return [outcomes[id(job)] for job in jobs], times
 
     def _observe(self, times: TickTimes | None) -> None:

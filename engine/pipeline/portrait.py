@@ -2,8 +2,12 @@
 
     engine = PortraitEngine.load("auto")                  # once per process
     session = engine.open("s1", avatar)                   # per peer (or per render)
-    frames, times = engine.tick([(session, [features], tick)])   # one video tick, all sessions
+    frames, times = engine.tick([(session, [features], tick)])   # one tick, all sessions
     frames[0].image                                       # (H, W, 3) uint8 RGB
+
+``tick`` is ``advance`` (the batched landmark step of every session) then each session's
+``draw_frame``; the server's inference worker calls the two itself so that one session's
+failing render does not fail the others.
 
 Per frame: the session's EmotionControl gives the emotion code; the engine runs Ec and one
 LSTM step for every session of the tick as one batch (engine.runtime.batching); each
@@ -117,6 +121,13 @@ class PortraitSession:
         index, posed = self.pose(tick, frontal)
         return self.renderer.render(index, posed), posed
 
+    def draw_frame(self, tick: int) -> PortraitFrame:
+        """The session's current prediction drawn on loop tick ``tick``."""
+        rendered, posed = self.draw(tick, self.frontal)
+        return PortraitFrame(
+            tick, self.index, rendered.frame, self.frontal, posed, self.emotion.code.copy()
+        )
+
     def voice_emotion(self) -> dict[str, float] | None:
         """Ce's belief about the live voice's emotion; None while it gives no evidence."""
         code = self.emotion.voice_code
@@ -177,37 +188,32 @@ class PortraitEngine:
         self, work: list[tuple[PortraitSession, list[FrameFeatures], int]]
     ) -> tuple[list[PortraitFrame], TickTimes]:
         """One video tick for several sessions: (session, the audio frames it has to step,
-        in order, and the loop tick to draw on). Every audio frame steps that session's LSTM
-        (Ec + step batched across sessions, one audio frame per session per call); the face
-        is drawn from the last one, or from the previous prediction when a session has
-        none due (silence before the first audio, a late network). Returns one frame per
-        entry, in order, and where the time went."""
-        ids = [session.id for session, _, _ in work]
+        in order, and the loop tick to draw on). ``advance`` all of them, then ``draw``
+        each. Returns one frame per entry, in order, and where the time went."""
+        times = self.advance([(session, steps) for session, steps, _ in work])
+        started = time.perf_counter()
+        frames = [session.draw_frame(tick) for session, _, tick in work]
+        times.render = time.perf_counter() - started
+        return frames, times
+
+    def advance(self, work: list[tuple[PortraitSession, list[FrameFeatures]]]) -> TickTimes:
+        """Step each session through its audio frames: every frame steps its LSTM (Ec +
+        step batched across sessions, one audio frame per session per call). A session
+        with none keeps its previous prediction (silence before the first audio, a late
+        network)."""
+        ids = [session.id for session, _ in work]
         if len(set(ids)) != len(ids):
             raise EngineError("one entry per session per tick: a session appears twice")
         times = TickTimes(sessions=len(work))
         started = time.perf_counter()
-        codes = {}
-        for session, _, _ in work:
+        for session, _ in work:
             session.apply_pending()
-            codes[session.id] = session.emotion.code
-        for depth in range(max((len(steps) for _, steps, _ in work), default=0)):
-            requests = [s.request(steps[depth]) for s, steps, _ in work if depth < len(steps)]
+        for depth in range(max((len(steps) for _, steps in work), default=0)):
+            requests = [s.request(steps[depth]) for s, steps in work if depth < len(steps)]
             frontal = self.batcher.run(requests)
-            for session, steps, _ in work:
+            for session, steps in work:
                 if depth < len(steps):
                     session.frontal, session.index = frontal[session.id], steps[depth].index
-                    codes[session.id] = session.emotion.code
             times.steps += len(requests)
-        rendered_at = time.perf_counter()
-        times.landmarks = rendered_at - started
-        frames = []
-        for session, _, tick in work:
-            rendered, posed = session.draw(tick, session.frontal)
-            frames.append(
-                PortraitFrame(
-                    tick, session.index, rendered.frame, session.frontal, posed, codes[session.id]
-                )
-            )
-        times.render = time.perf_counter() - rendered_at
-        return frames, times
+        times.landmarks = time.perf_counter() - started
+        return times

@@ -1,0 +1,79 @@
+"""The inference worker: sessions batched, faults isolated, closed sessions dropped."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from engine.audio.frontend import AudioFrontEnd, FrontEndOptions
+from engine.avatar.bundle import AvatarLibrary
+from engine.pipeline.portrait import PortraitEngine
+from server.inference import InferenceWorker, SessionClosed
+from server.metrics import ServerMetrics
+from server.settings import DEFAULT_AVATARS
+
+
+@pytest.fixture
+async def worker():
+    executor = ThreadPoolExecutor(1)
+    inference = InferenceWorker(PortraitEngine.load("onnx"), executor, ServerMetrics())
+    inference.start()
+    yield inference
+    await inference.aclose()
+    executor.shutdown()
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    return AvatarLibrary(DEFAULT_AVATARS).get("default")
+
+
+def records(engine, speech, seconds=1):
+    frontend = AudioFrontEnd(options=FrontEndOptions(window=engine.window))
+    return frontend.push(speech[: 16000 * seconds]) + frontend.finish()
+
+
+async def test_sessions_asking_together_share_a_batch_and_get_their_own_frames(
+    worker, avatar, speech
+):
+    engine = worker.engine
+    a, b = engine.open("a", avatar), engine.open("b", avatar)
+    steps = records(engine, speech)[:10]
+    frames = await asyncio.gather(
+        worker.render(a, steps, 3, lambda f: f), worker.render(b, steps[:4], 9, lambda f: f)
+    )
+    assert [f.tick for f in frames] == [3, 9] and [f.index for f in frames] == [9, 3]
+    assert worker._metrics.batch_sessions._sum.get() == 2  # one batch of both
+    alone = engine.open("alone", avatar)
+    (expected,), _ = engine.tick([(alone, steps, 3)])
+    np.testing.assert_allclose(frames[0].frontal, expected.frontal, atol=1e-5)
+    for s in (a, b, alone):
+        s.close()
+
+
+async def test_a_failing_session_does_not_take_its_batch_down(worker, avatar, speech):
+    engine = worker.engine
+    good, bad = engine.open("good", avatar), engine.open("bad", avatar)
+
+    def broken(tick, frontal):
+        raise RuntimeError("this session's renderer broke")
+
+    bad.draw = broken
+    steps = records(engine, speech)[:3]
+    reference = engine.open("reference", avatar)
+    expected = engine.tick([(reference, steps, 0)])[0][0].frontal
+    reference.close()
+    results = await asyncio.gather(
+        worker.render(good, steps, 0, lambda f: f.image.shape),
+        worker.render(bad, steps, 0, lambda f: f),
+        return_exceptions=True,
+    )
+    assert results[0] == (*avatar.frames.shape[1:3], 3)
+    np.testing.assert_allclose(good.frontal, expected, atol=1e-5)  # stepped once, not twice
+    assert isinstance(results[1], RuntimeError) and "renderer broke" in str(results[1])
+    good.close()
+    with pytest.raises(SessionClosed):  # closed while its request waited
+        await worker.render(good, [], 0, lambda f: f)
+    bad.close()
+    assert len(engine) == 0
