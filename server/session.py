@@ -25,8 +25,10 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Protocol
 
+import av
 import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -49,7 +51,8 @@ from server.metrics import ServerMetrics
 from server.offer import OfferError, check_offer
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
-from server.tracks import Broadcast
+from server.tracks import Broadcast, SubscriberTrack
+from server.video_encoder import SharedH264, h264_preferences, offers_h264
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +123,11 @@ class Session:
         )
         self._clock = PlayoutClock(self.pipeline_delay_s)
         self._tasks = TaskSupervisor(f"session {session_id}", self._task_failed)
-        self._video = Broadcast("video", yuv420p_frame, max_queue=2)
+        self._video = Broadcast("video", yuv420p_frame, max_queue=2)  # receivers without H.264
+        self._encoder = SharedH264(*avatar.size)
+        self._h264 = Broadcast(
+            "video", _packet, max_queue=2, on_overflow=self._encoder.request_keyframe
+        )
         self._audio = Broadcast("audio", _return_audio_frame, max_queue=5)
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
@@ -160,14 +167,29 @@ class Session:
             if pc.connectionState in ("failed", "closed"):
                 self.request_close(f"peer connection {pc.connectionState}")
 
+        video = self._video_track(pc, sdp)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as e:  # aiortc reports bad SDP with several exception types
             raise OfferError(f"cannot apply the SDP offer: {e}") from e
         pc.addTrack(self._audio.subscribe())
-        pc.addTrack(self._video.subscribe())
+        if video not in _sent_tracks(pc):
+            pc.addTrack(video)
         await pc.setLocalDescription(await pc.createAnswer())
         return pc.localDescription
+
+    def _video_track(self, pc: RTCPeerConnection, sdp: str) -> SubscriberTrack:
+        """Before the offer is applied: the session's shared H.264 packets if the offer
+        takes H.264 (a sending transceiver that prefers only H.264 is made for it, since
+        aiortc negotiates codecs when the offer is applied), else frames for aiortc to
+        encode (added to the connection by the caller)."""
+        if not offers_h264(sdp):
+            return self._video.subscribe()
+        track = self._h264.subscribe()
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(h264_preferences())
+        self._encoder.request_keyframe()  # where the new receiver starts decoding
+        return track
 
     async def add_viewer(self, sdp: str) -> RTCSessionDescription:
         """Answer a receive-only offer with this session's video and audio."""
@@ -179,7 +201,7 @@ class Session:
         pc = self._new_peer_connection()
         self._viewers.add(pc)
         self._metrics.viewers.inc()
-        tracks = [self._video.subscribe(), self._audio.subscribe()]
+        tracks: list[SubscriberTrack] = []
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -187,9 +209,12 @@ class Session:
                 await self._drop_viewer(pc, tracks)
 
         try:
+            tracks.append(self._video_track(pc, sdp))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            tracks.append(self._audio.subscribe())
             for track in tracks:
-                pc.addTrack(track)
+                if track not in _sent_tracks(pc):
+                    pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as e:
             await self._drop_viewer(pc, tracks)
@@ -230,6 +255,7 @@ class Session:
         logger.info("session %s closing: %s", self.id, reason)
         await self._tasks.aclose()
         self._video.close()
+        self._h264.close()
         self._audio.close()
         for channel in list(self._control_channels):
             await channel.close(reason)
@@ -417,9 +443,16 @@ class Session:
                 self._metrics.video_frames_dropped.inc(behind)
             steps = self._steps_due(now)
             started = time.perf_counter()
-            image = await self._inference.render(self.portrait, steps, tick, _to_i420)
+            pts = tick * PTS_PER_VIDEO_FRAME
+            encoder = self._encoder if len(self._h264) else None
+            image, packets = await self._inference.render(
+                self.portrait, steps, tick, partial(_finish, encoder=encoder, pts=pts)
+            )
             self._metrics.render_seconds.observe(time.perf_counter() - started)
-            self._video.publish(image, tick * PTS_PER_VIDEO_FRAME)
+            if len(self._video):
+                self._video.publish(image, pts)
+            for packet in packets:
+                self._h264.publish(packet, pts)
             self._publish_times.append(loop.time())
             self._counters.frames_sent += 1
             self._metrics.video_frames.inc()
@@ -562,9 +595,21 @@ def _top(probabilities: dict[str, float] | None) -> dict | None:
     return {"emotion": emotion, "p": round(probabilities[emotion], 3)}
 
 
-def _to_i420(frame: PortraitFrame) -> np.ndarray:
-    """Runs on the worker: (H * 3 / 2, W) I420, so that no encoder converts it again."""
-    return cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
+def _finish(
+    frame: PortraitFrame, encoder: SharedH264 | None, pts: int
+) -> tuple[np.ndarray, list[av.Packet]]:
+    """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again)
+    and, when some receivers take H.264, encoded once for all of them."""
+    i420 = cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
+    return i420, ([] if encoder is None else encoder.encode(i420, pts))
+
+
+def _sent_tracks(pc: RTCPeerConnection) -> list[MediaStreamTrack]:
+    return [t.sender.track for t in pc.getTransceivers() if t.sender.track is not None]
+
+
+def _packet(packet: av.Packet, pts: int) -> av.Packet:
+    return packet
 
 
 def _return_audio_frame(samples: np.ndarray, pts: int) -> AudioFrame:

@@ -1,0 +1,38 @@
+"""Viewers share the session's one H.264 encode; receivers without H.264 still work."""
+
+from aiortc import RTCRtpSender
+
+from engine.constants import SAMPLE_RATE
+from server.client import Peer, WavMicrophone, wait_for
+
+
+async def test_one_encode_serves_the_talker_and_every_viewer(server, speech):
+    talker = Peer(server.url, WavMicrophone(speech, SAMPLE_RATE))
+    await talker.talk()
+    viewers = [Peer(server.url, None) for _ in range(3)]
+    vp8 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+    for transceiver in viewers[2].pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(vp8)  # a receiver that cannot take H.264
+    try:
+        for viewer in viewers:
+            await viewer.watch(talker.session_id, talker.token)
+        session = server.evp.sessions[talker.session_id]
+        await wait_for(
+            lambda: all(len(p.received.video_times) >= 50 for p in [talker, *viewers]), timeout=20
+        )
+        assert len(session._h264) == 3 and len(session._video) == 1  # talker + 2; the VP8 one
+        sent = session.stats_message()["frames_sent"]
+        assert sent - 3 <= session._encoder.frames_encoded <= sent  # once per frame, not 3x
+        for peer in [talker, *viewers]:
+            assert peer.received.video_sizes == {(512, 512)}
+            assert peer.fps_over(1.5) > 20
+        # A viewer joining late starts decoding at once: a keyframe is made for it.
+        late = Peer(server.url, None)
+        await late.watch(talker.session_id, talker.token)
+        await wait_for(lambda: len(late.received.video_times) >= 5, timeout=1.2)  # gop: 2 s
+        await late.close()
+    finally:
+        for peer in [*viewers, talker]:
+            await peer.close()
+    await wait_for(lambda: not server.evp.sessions, timeout=10)
