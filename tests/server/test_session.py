@@ -117,8 +117,8 @@ async def test_flush_drops_queued_audio_and_returns_to_idle_at_once(session, spe
     rate = 48_000
     talk = np.repeat(speech[16_000 : 16_000 * 5], 3)[None, :].astype(np.float32)
     session.attach_microphone(FakeMicrophone(frames(talk, rate, "flt", "mono", 960)))
-    await wait_for(lambda: mouth() > np.linalg.norm(neutral[66] - neutral[62]) + 0.01, timeout=4)
-    assert session._ready  # analysed audio waiting for its playout time
+    await wait_for(lambda: mouth() > np.linalg.norm(neutral[66] - neutral[62]) + 0.01, timeout=8)
+    await wait_for(lambda: session._ready, timeout=2)  # analysed audio waiting for playout
     session.apply(Flush())
     assert not session._ready and session.stats_message()["queue_delay_ms"] == 0
     await asyncio.sleep(0.1)  # two video ticks; new audio needs the pipeline delay to show
