@@ -65,6 +65,8 @@ function showStats(stats) {
     dropped: stats.frames_dropped, late: stats.frames_late,
     "audio level": stats.audio_level_db === null ? "–" : `${stats.audio_level_db} dBFS`,
     voice: stats.voice ? "speaking" : "silent",
+    "voice sounds": stats.voice_emotion
+      ? `${stats.voice_emotion.emotion} (${Math.round(100 * stats.voice_emotion.p)} %)` : "–",
     "server latency": stats.latency_ms === null ? "–" : `${stats.latency_ms} ms`,
     "pipeline delay": `${stats.pipeline_delay_ms} ms`, "queue delay": `${stats.queue_delay_ms} ms`,
     viewers: stats.viewers,
