@@ -53,8 +53,12 @@ class EvpServer:
         self.sessions: dict[str, Session | None] = {}  # None: being set up
         # The one engine worker: all model/analysis/render work runs here, off the loop.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
+        # Slow, rare work (decoding an avatar, loading its generator, trimming memory) runs
+        # on its own thread so that live sessions never wait behind it.
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-loader")
         self.inference: InferenceWorker | None = None  # at startup: loading takes a while
         self._tasks = TaskSupervisor("server", self._task_failed)
+        self._stopping = False
 
     # ------------------------------------------------------------- lifecycle
 
@@ -64,9 +68,9 @@ class EvpServer:
         loop = asyncio.get_running_loop()
         engine = await loop.run_in_executor(self.worker, PortraitEngine.load, self.settings.backend)
         avatar = await loop.run_in_executor(
-            self.worker, self.avatars.get, self.settings.default_avatar
+            self.loader, self.avatars.get, self.settings.default_avatar
         )
-        await loop.run_in_executor(self.worker, engine.renderer, avatar)
+        await loop.run_in_executor(self.loader, engine.renderer, avatar)
         window = self.settings.window
         if window is not None and window != engine.window:
             raise EngineError(
@@ -83,13 +87,24 @@ class EvpServer:
         self.inference.start()
 
     async def shutdown(self, app: web.Application) -> None:
+        """Refuse new offers, then close every session (aiohttp still finishes requests
+        in flight after this; ``cleanup`` stops the engine once they are done)."""
+        self._stopping = True
         await asyncio.gather(
-            *(s.aclose("server shutting down") for s in list(self.sessions.values()) if s)
+            *(s.aclose("server shutting down") for s in list(self.sessions.values()) if s),
+            return_exceptions=True,
+        )
+
+    async def cleanup(self, app: web.Application) -> None:
+        await asyncio.gather(
+            *(s.aclose("server shutting down") for s in list(self.sessions.values()) if s),
+            return_exceptions=True,
         )
         await self._tasks.aclose()
         if self.inference is not None:
             await self.inference.aclose()
-        self.worker.shutdown(wait=True)
+        for executor in (self.worker, self.loader):
+            await asyncio.to_thread(executor.shutdown, wait=True)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
         logger.error("server task %s failed: %r", name, exc)
@@ -98,8 +113,11 @@ class EvpServer:
         if session_id in self.sessions:
             del self.sessions[session_id]
             self.metrics.sessions.dec()
-            if self.inference is not None:
-                self._tasks.spawn(self.inference.call(release_freed_memory), "release-memory")
+            if not self._stopping:
+                self._tasks.spawn(self._release_memory(), "release-memory")
+
+    async def _release_memory(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.loader, release_freed_memory)
 
     # ------------------------------------------------------------- helpers
 
@@ -150,12 +168,19 @@ class EvpServer:
         try:
             body = await self._read_offer(request)
             avatar_name = body.get("avatar") or self.settings.default_avatar
+            if not isinstance(avatar_name, str):
+                raise OfferError(f"'avatar' must be an avatar's name, got {avatar_name!r}")
             emotion = EmotionState()
             if body.get("emotion") is not None:
                 command = parse_emotion_spec(str(body["emotion"]))
                 emotion = EmotionState(emotion=command.emotion, intensity=command.intensity)
         except (OfferError, ControlError) as e:
             return error(400, str(e))
+        inference = self.inference
+        if self._stopping or inference is None or not inference.healthy:
+            return error(
+                503, "the server is not serving sessions now (starting, stopping or failed)"
+            )
         if len(self.sessions) >= self.settings.max_sessions:
             self.metrics.sessions_refused.inc()
             return web.json_response(
@@ -168,28 +193,31 @@ class EvpServer:
         session_id = secrets.token_urlsafe(9)
         self.sessions[session_id] = None  # reserve the slot before awaiting
         self.metrics.sessions.inc()
-        inference = self.inference
+        loop = asyncio.get_running_loop()
+        portrait = None
         try:
-            avatar = await inference.call(self.avatars.get, avatar_name)
+            avatar = await loop.run_in_executor(self.loader, self.avatars.get, avatar_name)
+            await loop.run_in_executor(self.loader, inference.engine.renderer, avatar)
             portrait = await inference.call(inference.engine.open, session_id, avatar, emotion)
-        except AvatarError as e:
+            session = Session(
+                session_id=session_id,
+                token=secrets.token_urlsafe(24),
+                avatar=avatar,
+                settings=self.settings,
+                metrics=self.metrics,
+                worker=self.worker,
+                inference=inference,
+                portrait=portrait,
+                on_closed=lambda s: self._session_closed(s.id),
+                emotion=emotion,
+            )
+        except BaseException as e:
+            if portrait is not None:
+                await inference.call(portrait.close)
             self._session_closed(session_id)
-            return error(400, str(e))
-        except BaseException:
-            self._session_closed(session_id)
+            if isinstance(e, EngineError):  # a bad avatar, an emotion the model lacks
+                return error(400, str(e))
             raise
-        session = Session(
-            session_id=session_id,
-            token=secrets.token_urlsafe(24),
-            avatar=avatar,
-            settings=self.settings,
-            metrics=self.metrics,
-            worker=self.worker,
-            inference=inference,
-            portrait=portrait,
-            on_closed=lambda s: self._session_closed(s.id),
-            emotion=emotion,
-        )
         self.sessions[session_id] = session
         try:
             answer = await session.accept_offer(body["sdp"])
@@ -250,12 +278,14 @@ class EvpServer:
         return web.json_response({"emotions": list(EMOTIONS)})
 
     async def healthz(self, request: web.Request) -> web.Response:
+        healthy = self.inference is not None and self.inference.healthy and not self._stopping
         return web.json_response(
             {
-                "status": "ok",
+                "status": "ok" if healthy else "unavailable",
                 "sessions": len(self.sessions),
                 "max_sessions": self.settings.max_sessions,
-            }
+            },
+            status=200 if healthy else 503,
         )
 
     async def prometheus(self, request: web.Request) -> web.Response:
@@ -273,6 +303,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[SERVER_KEY] = server
     app.on_startup.append(server.startup)
     app.on_shutdown.append(server.shutdown)
+    app.on_cleanup.append(server.cleanup)
     static = settings.web_client_dir
 
     async def talk_page(request: web.Request) -> web.FileResponse:

@@ -43,6 +43,7 @@ class SessionClosed(EngineError):
 class _Job:
     session: PortraitSession
     steps: list[FrameFeatures]
+    epoch: int  # the session's epoch when the steps were taken
     tick: int
     finish: Callable[[PortraitFrame], Any]
     future: asyncio.Future
@@ -87,42 +88,56 @@ class InferenceWorker:
         """``finish(frame)`` of the session's next frame: ``steps`` stepped, drawn on loop
         tick ``tick``."""
         if self._closed:
-            raise SessionClosed("the server is shutting down")
-        job = _Job(session, steps, tick, finish, asyncio.get_running_loop().create_future())
+            raise SessionClosed("the inference worker has stopped")
+        future = asyncio.get_running_loop().create_future()
+        job = _Job(session, steps, session.epoch, tick, finish, future)
         self._queue.append(job)
         self._metrics.inference_queue.set(len(self._queue))
         self._wake.set()
         return await job.future
 
+    @property
+    def healthy(self) -> bool:
+        return not self._closed
+
     def _failed(self, name: str, exc: BaseException) -> None:
-        logger.critical("the inference worker stopped (%s): no session gets frames now", exc)
-        for job in self._queue:
-            if not job.future.done():
-                job.future.set_exception(EngineError(f"inference worker failed: {exc!r}"))
-        self._queue.clear()
+        logger.critical("the inference worker stopped (%r): no session gets frames now", exc)
+        self._closed = True
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                jobs = self._take_batch()
-                self._metrics.inference_queue.set(len(self._queue))
-                outcomes, times = await loop.run_in_executor(self._executor, self._tick, jobs)
-                for job, (ok, value) in zip(jobs, outcomes, strict=True):
-                    if job.future.done():
-                        continue  # its session stopped waiting (closed, cancelled)
-                    if ok:
-                        job.future.set_result(value)
-                    else:
-                        job.future.set_exception(value)
-                self._observe(times)
+        jobs: list[_Job] = []
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    jobs = self._take_batch()
+                    self._metrics.inference_queue.set(len(self._queue))
+                    outcomes, times = await loop.run_in_executor(self._executor, self._tick, jobs)
+                    for job, (ok, value) in zip(jobs, outcomes, strict=True):
+                        if job.future.done():
+                            continue  # its session stopped waiting (closed, cancelled)
+                        if ok:
+                            job.future.set_result(value)
+                        else:
+                            job.future.set_exception(value)
+                    jobs = []
+                    self._observe(times)
+        finally:  # stopped or failed: nobody may wait forever
+            self._closed = True
+            for job in jobs + self._queue:
+                if not job.future.done():
+                    job.future.set_exception(SessionClosed("the inference worker has stopped"))
+            self._queue.clear()
 
     def _take_batch(self) -> list[_Job]:
-        """Up to MAX_BATCH jobs, one per session (a second one waits for the next batch)."""
+        """Up to MAX_BATCH jobs, one per session (a second one waits for the next batch);
+        jobs nobody waits for any more are dropped."""
         batch, later, seen = [], [], set()
         for job in self._queue:
+            if job.future.done():
+                continue
             if len(batch) < MAX_BATCH and job.session.id not in seen:
                 batch.append(job)
                 seen.add(job.session.id)
@@ -142,7 +157,9 @@ class InferenceWorker:
             if job not in live
         }
         try:
-            times = self.engine.advance([(job.session, job.steps) for job in live])
+            times = self.engine.advance(
+                [(job.session, job.steps) for job in live], [job.epoch for job in live]
+            )
         except Exception as e:  # the runtime failed: every caller hears it
             logger.exception("the landmark step of %d sessions failed", len(live))
             outcomes |= {id(job): (False, e) for job in live}

@@ -188,6 +188,9 @@ class Session:
         track = self._h264.subscribe()
         transceiver = pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(h264_preferences())
+        # aiortc answers a receiver's PLI/FIR by flagging its own encoder, which packets
+        # bypass: route the request to the shared encoder (rate-limited there).
+        transceiver.sender._send_keyframe = self._encoder.request_keyframe
         self._encoder.request_keyframe()  # where the new receiver starts decoding
         return track
 
@@ -253,24 +256,26 @@ class Session:
             return
         self._closing = True
         logger.info("session %s closing: %s", self.id, reason)
-        await self._tasks.aclose()
-        self._video.close()
-        self._h264.close()
-        self._audio.close()
-        for channel in list(self._control_channels):
-            await channel.close(reason)
-        for pc in list(self._viewers):
-            await pc.close()
-        self._metrics.viewers.dec(len(self._viewers))
-        self._viewers.clear()
-        await self._pc.close()
-        await self._inference.call(self.portrait.close)
-        self._metrics.forget_session(self.id)
-        self._epoch = None
-        self._history = None
-        self._ready.clear()
-        self.closed.set()
-        self._on_closed(self)
+        try:
+            await self._tasks.aclose()
+            self._video.close()
+            self._h264.close()
+            self._audio.close()
+            for channel in list(self._control_channels):
+                await channel.close(reason)
+            for pc in list(self._viewers):
+                await pc.close()
+            self._metrics.viewers.dec(len(self._viewers))
+            self._viewers.clear()
+            await self._pc.close()
+            await self._inference.call(self.portrait.close)
+        finally:  # whatever failed above, the session is gone and its slot is free
+            self._metrics.forget_session(self.id)
+            self._epoch = None
+            self._history = None
+            self._ready.clear()
+            self.closed.set()
+            self._on_closed(self)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
         self.request_close(f"task {name} failed: {exc!r}")
@@ -296,10 +301,12 @@ class Session:
         self._control_channels.discard(channel)
 
     def apply(self, command: Command) -> None:
-        """Apply a validated control command and push the new state to every socket."""
+        """Apply a validated control command and push the new state to every socket.
+        Raises ControlError (and changes nothing) if the model cannot show it."""
         version = self.emotion.version + 1
+        emotion = self.emotion
         if isinstance(command, SetEmotion):
-            self.emotion = EmotionState(
+            emotion = EmotionState(
                 mode="manual",
                 emotion=command.emotion,
                 intensity=command.intensity,
@@ -307,7 +314,7 @@ class Session:
                 version=version,
             )
         elif isinstance(command, Blend):
-            self.emotion = EmotionState(
+            emotion = EmotionState(
                 mode="blend",
                 blend_from=command.source,
                 blend_to=command.target,
@@ -316,16 +323,18 @@ class Session:
                 version=version,
             )
         elif isinstance(command, Auto):
-            self.emotion = replace(
-                self.emotion, mode="auto", transition_ms=command.transition_ms, version=version
+            emotion = replace(
+                emotion, mode="auto", transition_ms=command.transition_ms, version=version
             )
         elif isinstance(command, Flush):
-            self._flush()
-            self.emotion = replace(self.emotion, version=version)
+            emotion = replace(emotion, version=version)
         try:
-            self.portrait.set_emotion(self.emotion)
+            self.portrait.set_emotion(emotion)
         except EngineError as e:
             raise ControlError(str(e)) from e
+        if isinstance(command, Flush):
+            self._flush()
+        self.emotion = emotion
         self._broadcast_control(self.state_message())
 
     def _flush(self) -> None:

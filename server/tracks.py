@@ -5,7 +5,8 @@ array with its timestamp. Each consumer (an aiortc sender) pulls from its own sm
 and gets its own PyAV frame around the shared array: encoders mutate the frames they are
 given (picture type, format), so frames are never shared between senders. A consumer that
 falls behind loses its oldest frames instead of delaying anyone else or growing latency,
-and ``on_overflow`` is told (an encoded stream then needs a keyframe). Already encoded
+and ``on_overflow`` is told once when it reads again (an encoded stream then needs a
+keyframe). Already encoded
 packets (server.video_encoder) are published the same way and shared as they are.
 """
 
@@ -34,10 +35,15 @@ class SubscriberTrack(MediaStreamTrack):
         self._broadcast: Broadcast | None = broadcast
         self._to_frame = broadcast.to_frame
         self._queue: asyncio.Queue[Payload | None] = asyncio.Queue(max_queue)
+        self._stalled = False  # frames were dropped since the last recv()
 
     async def recv(self) -> Frame | Packet:
         if self.readyState != "live":
             raise MediaStreamError
+        if self._stalled:  # reading again after losing frames: once, not once per frame
+            self._stalled = False
+            if self._broadcast is not None and self._broadcast.on_overflow is not None:
+                self._broadcast.on_overflow()
         payload = await self._queue.get()
         if payload is None:
             raise MediaStreamError
@@ -46,8 +52,7 @@ class SubscriberTrack(MediaStreamTrack):
     def offer(self, payload: Payload | None) -> None:
         if self._queue.full():
             self._queue.get_nowait()  # the oldest frame goes: this consumer fell behind
-            if self._broadcast is not None and self._broadcast.on_overflow is not None:
-                self._broadcast.on_overflow()
+            self._stalled = True
         self._queue.put_nowait(payload)
 
     def stop(self) -> None:

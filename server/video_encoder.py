@@ -12,6 +12,7 @@ Encoding runs on the inference worker's thread; ``request_keyframe`` may be call
 the event loop.
 """
 
+import threading
 from fractions import Fraction
 
 import av
@@ -21,22 +22,23 @@ from engine.constants import VIDEO_CLOCK_RATE, VIDEO_FPS
 
 BITRATE = 1_000_000  # aiortc's default for its own video encoders
 KEYFRAME_INTERVAL_S = 2.0
+MIN_FORCED_KEYFRAME_GAP = VIDEO_FPS // 2  # frames: requests closer than 0.5 s share one
 
 
 def offers_h264(sdp: str) -> bool:
-    """Whether an SDP offer's video can be H.264 with packetization-mode 1 (what aiortc
-    packetizes)."""
+    """Whether the offer's first video m-line takes the H.264 this encoder makes and aiortc
+    can answer: packetization-mode 1, (constrained) baseline profile."""
     from aiortc.sdp import SessionDescription
 
     for media in SessionDescription.parse(sdp).media:
         if media.kind != "video":
             continue
-        for codec in media.rtp.codecs:
-            if (
-                codec.mimeType.lower() == "video/h264"
-                and str(codec.parameters.get("packetization-mode", "0")) == "1"
-            ):
-                return True
+        return any(
+            codec.mimeType.lower() == "video/h264"
+            and str(codec.parameters.get("packetization-mode", "0")) == "1"
+            and str(codec.parameters.get("profile-level-id", "42")).lower().startswith("42")
+            for codec in media.rtp.codecs
+        )
     return False
 
 
@@ -60,17 +62,30 @@ class SharedH264:
         codec.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
         codec.profile = "Baseline"
         self._codec = codec
+        self._lock = threading.Lock()  # requests come from the event loop
         self._keyframe = True
+        self._since_forced = MIN_FORCED_KEYFRAME_GAP
         self.frames_encoded = 0
+        self.keyframes_forced = 0
 
     def request_keyframe(self) -> None:
-        self._keyframe = True
+        """Make a keyframe soon: at once, or 0.5 s after the last forced one (so many
+        requests, e.g. every receiver joining or reporting loss, cost one keyframe)."""
+        with self._lock:
+            self._keyframe = True
 
     def encode(self, i420: np.ndarray, pts: int) -> list[av.Packet]:
         """(H * 3 / 2, W) I420 stamped ``pts`` (90 kHz) -> its packets (usually one)."""
         frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts, frame.time_base = pts, self._codec.time_base
-        keyframe, self._keyframe = self._keyframe, False
+        self._since_forced += 1
+        with self._lock:
+            keyframe = self._keyframe and self._since_forced >= MIN_FORCED_KEYFRAME_GAP
+            if keyframe:
+                self._keyframe = False
+        if keyframe:
+            self._since_forced = 0
+            self.keyframes_forced += 1
         frame.pict_type = (
             av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         )

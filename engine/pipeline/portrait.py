@@ -21,6 +21,7 @@ sessions. Nothing here blocks on I/O; callers run ``tick`` on their inference wo
 """
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -80,26 +81,34 @@ class PortraitSession:
         self._depth = avatar.track.neutral[:, 2]
         self.frontal = avatar.track.neutral[:, :2].astype(np.float32)  # the last prediction
         self.index = -1  # the last audio frame stepped
+        self._lock = threading.Lock()  # the requests below come from another thread
         self._pending_emotion: EmotionState | None = None
-        self._pending_reset = False
+        self.epoch = 0  # counts resets; audio frames of an older epoch are never stepped
+        self._applied_epoch = 0
 
     def set_emotion(self, state: EmotionState) -> None:
         """Ask for an emotion (validated here, applied at the next tick)."""
         self.emotion.check(state)
-        self._pending_emotion = state
+        with self._lock:
+            self._pending_emotion = state
 
-    def reset(self) -> None:
+    def reset(self) -> int:
         """A new stretch of audio (after a gap or a flush): at the next tick the LSTM starts
-        from zero state and the face from the neutral pose."""
-        self._pending_reset = True
+        from zero state and the face from the neutral pose. Returns the new epoch: audio
+        frames handed over with an older one are dropped, not stepped."""
+        with self._lock:
+            self.epoch += 1
+            return self.epoch
 
     def apply_pending(self) -> None:
         """Worker thread, start of a tick: take the requests made since the last one."""
-        state, self._pending_emotion = self._pending_emotion, None
+        with self._lock:
+            state, self._pending_emotion = self._pending_emotion, None
+            epoch = self.epoch
         if state is not None:
             self.emotion.set(state)
-        if self._pending_reset:
-            self._pending_reset = False
+        if epoch != self._applied_epoch:
+            self._applied_epoch = epoch
             self._engine.batcher.reset(self.id)
             self.frontal = self.avatar.track.neutral[:, :2].astype(np.float32)
 
@@ -196,11 +205,16 @@ class PortraitEngine:
         times.render = time.perf_counter() - started
         return frames, times
 
-    def advance(self, work: list[tuple[PortraitSession, list[FrameFeatures]]]) -> TickTimes:
+    def advance(
+        self,
+        work: list[tuple[PortraitSession, list[FrameFeatures]]],
+        epochs: list[int] | None = None,
+    ) -> TickTimes:
         """Step each session through its audio frames: every frame steps its LSTM (Ec +
         step batched across sessions, one audio frame per session per call). A session
         with none keeps its previous prediction (silence before the first audio, a late
-        network)."""
+        network). ``epochs``: the session epoch each entry's frames belong to; frames of
+        an epoch that a reset has ended are dropped."""
         ids = [session.id for session, _ in work]
         if len(set(ids)) != len(ids):
             raise EngineError("one entry per session per tick: a session appears twice")
@@ -208,6 +222,11 @@ class PortraitEngine:
         started = time.perf_counter()
         for session, _ in work:
             session.apply_pending()
+        if epochs is not None:
+            work = [
+                (session, steps if epoch == session.epoch else [])
+                for (session, steps), epoch in zip(work, epochs, strict=True)
+            ]
         for depth in range(max((len(steps) for _, steps in work), default=0)):
             requests = [s.request(steps[depth]) for s, steps in work if depth < len(steps)]
             frontal = self.batcher.run(requests)

@@ -87,3 +87,24 @@ async def test_a_control_socket_that_stops_reading_never_blocks_the_session():
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
     assert np.all(np.diff(newest) == 1)
+
+
+async def test_an_offer_that_fails_after_its_pipeline_opened_leaves_nothing(server):
+    import aiohttp
+
+    peer = Peer(server.url, WavMicrophone(np.zeros(16000, np.float32), SAMPLE_RATE))
+    offer = await peer._offer()
+    # Valid SDP with only audio codecs the server lacks: refused when it is applied,
+    # after the session's pipeline was opened.
+    broken = offer["sdp"]
+    for codec in ("opus/48000/2", "G722/8000", "PCMU/8000", "PCMA/8000"):
+        broken = broken.replace(codec, "nonsense/8000")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/api/offer", json=offer | {"sdp": broken}) as r,
+    ):
+        assert r.status == 400, await r.text()
+        assert "cannot apply the SDP offer" in (await r.json())["error"]
+    await peer.close()
+    assert not server.evp.sessions and len(server.evp.inference.engine) == 0
+    assert "evp_sessions 0.0" in server.evp.metrics.exposition().decode()

@@ -77,3 +77,32 @@ async def test_a_failing_session_does_not_take_its_batch_down(worker, avatar, sp
         await worker.render(good, [], 0, lambda f: f)
     bad.close()
     assert len(engine) == 0
+
+
+async def test_a_stopped_worker_fails_every_waiting_session_and_says_so(avatar):
+    executor = ThreadPoolExecutor(1)
+    inference = InferenceWorker(PortraitEngine.load("onnx"), executor, ServerMetrics())
+    inference.start()
+    session = inference.engine.open("s", avatar)
+    executor.shutdown()  # the worker's thread is gone: its next batch fails
+    with pytest.raises((SessionClosed, RuntimeError)):
+        await asyncio.wait_for(inference.render(session, [], 0, lambda f: f), 5)
+    await asyncio.sleep(0)
+    assert not inference.healthy
+    with pytest.raises(SessionClosed):  # and nobody waits forever afterwards
+        await inference.render(session, [], 0, lambda f: f)
+    await inference.aclose()
+
+
+def test_audio_handed_over_before_a_reset_is_never_stepped(avatar, speech):
+    engine = PortraitEngine.load("onnx")
+    session = engine.open("s", avatar)
+    steps = records(engine, speech)[:5]
+    stale_epoch = session.epoch
+    session.reset()  # a flush while those frames were queued
+    engine.advance([(session, steps)], [stale_epoch])
+    np.testing.assert_allclose(session.frontal, avatar.track.neutral[:, :2], atol=1e-6)
+    assert session.index == -1  # nothing stepped
+    engine.advance([(session, steps)], [session.epoch])
+    assert session.index == steps[-1].index
+    session.close()
