@@ -170,6 +170,8 @@ class EvpServer:
             avatar_name = body.get("avatar") or self.settings.default_avatar
             if not isinstance(avatar_name, str):
                 raise OfferError(f"'avatar' must be an avatar's name, got {avatar_name!r}")
+            if not isinstance(body.get("bench", False), bool):
+                raise OfferError("'bench' must be true or false")
             emotion = EmotionState()
             if body.get("emotion") is not None:
                 command = parse_emotion_spec(str(body["emotion"]))
@@ -210,6 +212,7 @@ class EvpServer:
                 portrait=portrait,
                 on_closed=lambda s: self._session_closed(s.id),
                 emotion=emotion,
+                stamp_frames=body.get("bench", False),
             )
         except BaseException as e:
             if portrait is not None:

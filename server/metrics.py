@@ -1,6 +1,13 @@
 """Prometheus metrics of one server instance, in a registry of its own (no globals)."""
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
 
@@ -9,6 +16,7 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes
         self.sessions = Gauge("evp_sessions", "Talking sessions open now", registry=r)
         self.viewers = Gauge("evp_viewers", "Viewer connections open now", registry=r)
         self.sessions_started = Counter("evp_sessions_started", "Sessions created", registry=r)

@@ -45,6 +45,7 @@ from engine.errors import EngineError
 from engine.pipeline.portrait import PortraitFrame, PortraitSession
 from engine.playout import PlayoutClock
 from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
+from server.frame_stamp import stamp
 from server.inference import InferenceWorker
 from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
 from server.metrics import ServerMetrics
@@ -103,6 +104,7 @@ class Session:
         portrait: PortraitSession,
         on_closed: Callable[["Session"], None],
         emotion: EmotionState | None = None,
+        stamp_frames: bool = False,
     ) -> None:
         self.id = session_id
         self.token = token
@@ -110,6 +112,7 @@ class Session:
         self.emotion = emotion or EmotionState()
         self.portrait = portrait
         self._inference = inference
+        self._stamp_frames = stamp_frames  # evp bench live: the audio frame in the picture
         self._settings = settings
         self._metrics = metrics
         self._worker = worker
@@ -454,9 +457,8 @@ class Session:
             started = time.perf_counter()
             pts = tick * PTS_PER_VIDEO_FRAME
             encoder = self._encoder if len(self._h264) else None
-            image, packets = await self._inference.render(
-                self.portrait, steps, tick, partial(_finish, encoder=encoder, pts=pts)
-            )
+            finish = partial(_finish, encoder=encoder, pts=pts, stamped=self._stamp_frames)
+            image, packets = await self._inference.render(self.portrait, steps, tick, finish)
             self._metrics.render_seconds.observe(time.perf_counter() - started)
             if len(self._video):
                 self._video.publish(image, pts)
@@ -605,11 +607,14 @@ def _top(probabilities: dict[str, float] | None) -> dict | None:
 
 
 def _finish(
-    frame: PortraitFrame, encoder: SharedH264 | None, pts: int
+    frame: PortraitFrame, encoder: SharedH264 | None, pts: int, stamped: bool
 ) -> tuple[np.ndarray, list[av.Packet]]:
-    """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again)
-    and, when some receivers take H.264, encoded once for all of them."""
+    """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again),
+    stamped with its audio frame for benchmarks, and, when some receivers take H.264,
+    encoded once for all of them."""
     i420 = cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
+    if stamped:
+        stamp(i420, frame.image.shape[0], frame.index + 1)
     return i420, ([] if encoder is None else encoder.encode(i420, pts))
 
 

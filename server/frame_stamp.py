@@ -1,0 +1,36 @@
+"""Timing metadata drawn into a benchmark session's video frames, and read back.
+
+With ``"bench": true`` in its offer, a session draws into the bottom-left corner of every
+frame which audio frame it shows: ``index + 1`` (0: none yet) as 24 black or white 8x8
+blocks of the luma plane, most significant bit first. The blocks survive H.264 at any
+sensible bitrate, so a client learns from the picture alone which 40 ms of its own audio
+a frame was made from, without trusting the server's clock: ``evp bench live`` uses it to
+cross-check the latency it measures from the mouth's movement.
+"""
+
+import numpy as np
+
+BITS = 24
+BLOCK = 8  # pixels
+BLACK, WHITE = 16, 235  # video-range luma
+
+
+def stamp(i420: np.ndarray, height: int, value: int) -> None:
+    """Draw ``value`` (0 <= value < 2**24) into the luma rows of (H * 3 / 2, W) I420."""
+    if not 0 <= value < 1 << BITS:
+        raise ValueError(f"a frame stamp holds 0..{(1 << BITS) - 1}, got {value}")
+    top = height - BLOCK
+    for bit in range(BITS):
+        on = (value >> (BITS - 1 - bit)) & 1
+        i420[top:height, bit * BLOCK : (bit + 1) * BLOCK] = WHITE if on else BLACK
+
+
+def read_stamp(rgb: np.ndarray) -> int:
+    """The value stamped into an (H, W, 3) RGB frame as received (after coding)."""
+    height = rgb.shape[0]
+    centre = height - BLOCK // 2
+    value = 0
+    for bit in range(BITS):
+        pixel = rgb[centre - 1 : centre + 1, bit * BLOCK + 3 : bit * BLOCK + 5].mean()
+        value = (value << 1) | int(pixel > 128)
+    return value

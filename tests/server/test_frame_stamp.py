@@ -1,0 +1,45 @@
+import av
+import cv2
+import numpy as np
+import pytest
+
+from engine.constants import SAMPLE_RATE
+from server.client import Peer, WavMicrophone, wait_for
+from server.frame_stamp import read_stamp, stamp
+from server.video_encoder import SharedH264
+
+
+def test_stamps_survive_h264_at_the_served_bitrate():
+    rng = np.random.default_rng(0)
+    encoder = SharedH264(512, 512)
+    decoder = av.CodecContext.create("h264", "r")
+    values = [0, 1, 2, 1234, 99_999, (1 << 24) - 1] * 3
+    decoded = []
+    for i, value in enumerate(values):
+        rgb = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)  # hard to code: noise
+        i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+        stamp(i420, 512, value)
+        for packet in encoder.encode(i420, i * 3600):
+            decoded += [read_stamp(f.to_ndarray(format="rgb24")) for f in decoder.decode(packet)]
+    assert decoded == values[: len(decoded)] and len(decoded) >= len(values) - 1
+    with pytest.raises(ValueError, match="holds"):
+        stamp(i420, 512, 1 << 24)
+
+
+async def test_a_bench_session_shows_which_audio_each_frame_was_made_from(server, speech):
+    mic = WavMicrophone(speech, SAMPLE_RATE)
+    peer = Peer(server.url, mic, keep_video=True)
+    await peer.talk(bench=True)
+    try:
+        await wait_for(lambda: len(peer.received.video_frames) >= 75, timeout=10)
+    finally:
+        await peer.close()
+    shown = np.array([read_stamp(f) - 1 for f in peer.received.video_frames])
+    times = np.array(peer.received.video_times)
+    live = shown >= 0
+    assert live.sum() > 40 and np.all(np.diff(shown[live]) >= 0)  # audio frames in order
+    # The frame showing audio frame k arrives after that audio was sent and within the
+    # pipeline delay (0.244 s) plus delivery of it.
+    sent_end = mic.started_at + (shown[live] + 1) * 0.04
+    latency = times[live] - sent_end
+    assert np.all(latency > 0.1) and np.median(latency) < 0.45, np.percentile(latency, [0, 50, 100])
