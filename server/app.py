@@ -56,6 +56,8 @@ class EvpServer:
         # Slow, rare work (decoding an avatar, loading its generator, trimming memory) runs
         # on its own thread so that live sessions never wait behind it.
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-loader")
+        # Sessions' shared H.264 encodes (about 2 ms a frame), beside the inference thread.
+        self.encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-encode")
         self.inference: InferenceWorker | None = None  # at startup: loading takes a while
         self._tasks = TaskSupervisor("server", self._task_failed)
         self._stopping = False
@@ -103,7 +105,7 @@ class EvpServer:
         await self._tasks.aclose()
         if self.inference is not None:
             await self.inference.aclose()
-        for executor in (self.worker, self.loader):
+        for executor in (self.worker, self.loader, self.encoder):
             await asyncio.to_thread(executor.shutdown, wait=True)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
@@ -208,6 +210,7 @@ class EvpServer:
                 settings=self.settings,
                 metrics=self.metrics,
                 worker=self.worker,
+                encode=self.encoder,
                 inference=inference,
                 portrait=portrait,
                 on_closed=lambda s: self._session_closed(s.id),
@@ -272,8 +275,10 @@ class EvpServer:
                 logger.warning("skipping avatar %s: %s", name, e)
                 continue
             public = ("name", "kind", "source", "licence", "fps", "frame_count", "width", "height")
+            box = manifest.crop_box
             avatars.append(
-                {k: getattr(manifest, k) for k in public} | {"validation": manifest.validation}
+                {k: getattr(manifest, k) for k in public}
+                | {"validation": manifest.validation, "face_box": [box.x, box.y, box.size]}
             )
         return web.json_response({"default": self.settings.default_avatar, "avatars": avatars})
 

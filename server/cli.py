@@ -97,6 +97,12 @@ def _bench_transport(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_live(args: argparse.Namespace) -> int:
+    from server.bench_live import run
+
+    return run(args)
+
+
 def _bench_generator(args: argparse.Namespace) -> int:
     import json
 
@@ -255,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument("--sessions", type=int, default=1, help="talking peers at once")
     transport.add_argument("--url", help="a running server (default: start one in-process)")
     transport.set_defaults(handler=_bench_transport)
+
+    live = bench_commands.add_parser(
+        "live", help="end-to-end latency, fps and capacity through real WebRTC (N clients)"
+    )
+    target = live.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="a running server, local or remote")
+    target.add_argument("--spawn", action="store_true", help="start `evp serve` for the run")
+    live.add_argument("--sessions", type=int, default=1, help="clients (with --ramp: the most)")
+    live.add_argument("--seconds", type=float, default=30.0, help="run (or ramp step) length")
+    live.add_argument("--ramp", action="store_true", help="add sessions until one falls short")
+    live.add_argument("--latency-limit-ms", type=float, default=1000.0, help="ramp: p95 limit")
+    live.add_argument(
+        "--wav", type=Path, action="append", help="speech to send (repeatable; default: bundled)"
+    )
+    live.add_argument("--json", type=Path, help="also write the results here")
+    live.add_argument("--plot", type=Path, help="and draw them (PNG)")
+    live.set_defaults(handler=_bench_live)
 
     generator = bench_commands.add_parser(
         "generator", help="per-frame cost of an avatar's face rendering (ONNX Runtime, CPU)"

@@ -7,6 +7,7 @@ import asyncio
 import fractions
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -66,6 +67,7 @@ class WavMicrophone(MediaStreamTrack):
 @dataclass
 class Received:
     keep_video: bool = False  # also keep every frame, (H, W, 3) uint8 RGB
+    video_sink: Callable[[av.VideoFrame, float], None] | None = None  # (frame, arrival)
     video_frames: list[np.ndarray] = field(default_factory=list)
     video_times: list[float] = field(default_factory=list)
     video_sizes: set[tuple[int, int]] = field(default_factory=set)
@@ -86,6 +88,8 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
             received.video_sizes.add((frame.width, frame.height))
             if received.keep_video:
                 received.video_frames.append(frame.to_ndarray(format="rgb24"))
+            elif received.video_sink is not None:
+                received.video_sink(frame, received.video_times[-1])
         else:
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
@@ -100,11 +104,15 @@ class Peer:
     """A talking (microphone given) or watching (none) aiortc peer of the server."""
 
     def __init__(
-        self, base_url: str, microphone: MediaStreamTrack | None, keep_video: bool = False
+        self,
+        base_url: str,
+        microphone: MediaStreamTrack | None,
+        keep_video: bool = False,
+        video_sink: Callable[[av.VideoFrame, float], None] | None = None,
     ):
         self.base_url = base_url
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.received = Received(keep_video)
+        self.received = Received(keep_video, video_sink)
         self._tasks: list[asyncio.Task] = []
         self.session_id: str | None = None
         self.token: str | None = None

@@ -25,12 +25,13 @@ def stamp(i420: np.ndarray, height: int, value: int) -> None:
         i420[top:height, bit * BLOCK : (bit + 1) * BLOCK] = WHITE if on else BLACK
 
 
-def read_stamp(rgb: np.ndarray) -> int:
-    """The value stamped into an (H, W, 3) RGB frame as received (after coding)."""
-    height = rgb.shape[0]
+def read_stamp(picture: np.ndarray) -> int:
+    """The value stamped into a frame as received (after coding): (H, W, 3) RGB, or its
+    (H, W) luma plane."""
+    height = picture.shape[0]
     centre = height - BLOCK // 2
     value = 0
     for bit in range(BITS):
-        pixel = rgb[centre - 1 : centre + 1, bit * BLOCK + 3 : bit * BLOCK + 5].mean()
+        pixel = picture[centre - 1 : centre + 1, bit * BLOCK + 3 : bit * BLOCK + 5].mean()
         value = (value << 1) | int(pixel > 128)
     return value

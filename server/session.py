@@ -100,6 +100,7 @@ class Session:
         settings: ServerSettings,
         metrics: ServerMetrics,
         worker: Executor,
+        encode: Executor,
         inference: InferenceWorker,
         portrait: PortraitSession,
         on_closed: Callable[["Session"], None],
@@ -112,6 +113,7 @@ class Session:
         self.emotion = emotion or EmotionState()
         self.portrait = portrait
         self._inference = inference
+        self._encode = encode  # the shared H.264 encodes, off the inference thread
         self._stamp_frames = stamp_frames  # evp bench live: the audio frame in the picture
         self._settings = settings
         self._metrics = metrics
@@ -456,14 +458,15 @@ class Session:
             steps = self._steps_due(now)
             started = time.perf_counter()
             pts = tick * PTS_PER_VIDEO_FRAME
-            encoder = self._encoder if len(self._h264) else None
-            finish = partial(_finish, encoder=encoder, pts=pts, stamped=self._stamp_frames)
-            image, packets = await self._inference.render(self.portrait, steps, tick, finish)
+            finish = partial(_finish, stamped=self._stamp_frames)
+            image = await self._inference.render(self.portrait, steps, tick, finish)
             self._metrics.render_seconds.observe(time.perf_counter() - started)
             if len(self._video):
                 self._video.publish(image, pts)
-            for packet in packets:
-                self._h264.publish(packet, pts)
+            if len(self._h264):  # encoded on its own thread, beside the next renders
+                packets = await loop.run_in_executor(self._encode, self._encoder.encode, image, pts)
+                for packet in packets:
+                    self._h264.publish(packet, pts)
             self._publish_times.append(loop.time())
             self._counters.frames_sent += 1
             self._metrics.video_frames.inc()
@@ -606,16 +609,13 @@ def _top(probabilities: dict[str, float] | None) -> dict | None:
     return {"emotion": emotion, "p": round(probabilities[emotion], 3)}
 
 
-def _finish(
-    frame: PortraitFrame, encoder: SharedH264 | None, pts: int, stamped: bool
-) -> tuple[np.ndarray, list[av.Packet]]:
+def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:
     """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again),
-    stamped with its audio frame for benchmarks, and, when some receivers take H.264,
-    encoded once for all of them."""
+    stamped with its audio frame for benchmarks."""
     i420 = cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
     if stamped:
         stamp(i420, frame.image.shape[0], frame.index + 1)
-    return i420, ([] if encoder is None else encoder.encode(i420, pts))
+    return i420
 
 
 def _sent_tracks(pc: RTCPeerConnection) -> list[MediaStreamTrack]:

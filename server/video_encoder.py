@@ -59,7 +59,7 @@ class SharedH264:
         codec.framerate = Fraction(VIDEO_FPS, 1)
         codec.time_base = Fraction(1, VIDEO_CLOCK_RATE)
         codec.gop_size = round(KEYFRAME_INTERVAL_S * VIDEO_FPS)
-        codec.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast"}
+        codec.options = {"level": "31", "tune": "zerolatency", "preset": "veryfast", "threads": "1"}
         codec.profile = "Baseline"
         self._codec = codec
         self._lock = threading.Lock()  # requests come from the event loop

@@ -66,6 +66,7 @@ async def session():
         settings,
         metrics,
         executor,
+        executor,
         inference,
         engine.open("test", avatar),
         closed.append,

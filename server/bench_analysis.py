@@ -1,0 +1,112 @@
+"""What ``evp bench live`` sends and how it reads what comes back (pure functions).
+
+**Sent**: speech bursts after silence (``burst_signal``): 1.5 s of silence, then pieces of
+real speech of 1.2 s, each starting at a voice onset of the source, separated by 1.3 s of
+silence. The send time of each burst's first sample is an audio event with a known time
+on the client's clock.
+
+**Received, two ways, both timed on the client's clock only**:
+
+* *Frame stamps* (server.frame_stamp): every frame's picture carries the audio frame k it
+  was made from, so its arrival minus the send time of the end of audio frame k is the
+  latency of every frame (``stamp_latencies``), and the first frame made from a burst's
+  first audio frame times that burst (``stamp_onsets``). The server says *what* a frame
+  shows, never *when*.
+* *The mouth* (no server metadata at all): the avatar's face is tracked in every received
+  frame, and the lag at which its mouth opening best follows the sent envelope
+  (``mouth_lag``) checks that frames stamped k really move with audio k: it is the
+  stamped latency plus the model's own response (its LSTM smooths over a few frames).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.audio.vad import VoiceActivityDetector
+from engine.constants import SAMPLE_RATE
+
+LEAD_S, BURST_S, GAP_S = 1.5, 1.2, 1.3
+FRAME_S = 0.04
+
+
+@dataclass(frozen=True)
+class Bursts:
+    signal: np.ndarray  # (n,) float32 16 kHz
+    onsets_s: np.ndarray  # (B,) start of each burst in the signal
+
+
+def burst_signal(sources: list[np.ndarray], seconds: float) -> Bursts:
+    """Speech bursts cut from ``sources`` (16 kHz mono) at their voice onsets."""
+    pieces = []
+    for source in sources:
+        voiced = VoiceActivityDetector().push(source)  # per 20 ms block
+        starts = np.flatnonzero(np.diff(voiced.astype(int)) == 1) + 1
+        block = int(0.02 * SAMPLE_RATE)
+        for start in starts * block:
+            piece = source[start : start + int(BURST_S * SAMPLE_RATE)]
+            if piece.size == int(BURST_S * SAMPLE_RATE):
+                pieces.append(piece.astype(np.float32))
+    if not pieces:
+        raise ValueError("no speech found in the given audio: give a WAV with speech in it")
+    out = [np.zeros(int(LEAD_S * SAMPLE_RATE), np.float32)]
+    onsets, t, i = [], LEAD_S, 0
+    while t + BURST_S + GAP_S <= seconds:
+        onsets.append(t)
+        out += [pieces[i % len(pieces)], np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)]
+        t += BURST_S + GAP_S
+        i += 1
+    if not onsets:
+        raise ValueError(
+            f"{seconds} s is too short: a run needs at least {LEAD_S + BURST_S + GAP_S} s"
+        )
+    return Bursts(np.concatenate(out), np.array(onsets))
+
+
+def mouth_lag(
+    times: np.ndarray, opening: np.ndarray, started: float, signal: np.ndarray
+) -> tuple[float, float]:
+    """(lag in s, correlation) at which the tracked mouth opening of the received frames
+    best follows the sent signal's 40 ms envelope, searched over 0-1.5 s on the client's
+    clock. The avatar's mouth moves little (its model articulates weakly), so single
+    bursts are too noisy to time; the whole run is not."""
+    hop = int(FRAME_S * SAMPLE_RATE)
+    envelope = np.sqrt(np.mean(signal[: signal.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
+    best = (float("nan"), -1.0)
+    for lag in np.arange(0.0, 1.5, 0.02):
+        index = np.round((times - lag - started) / FRAME_S).astype(int)
+        valid = (index >= 0) & (index < envelope.size) & np.isfinite(opening)
+        if valid.sum() < 25 or np.std(opening[valid]) == 0:
+            continue
+        r = float(np.corrcoef(opening[valid], envelope[index[valid]])[0, 1])
+        if r > best[1]:
+            best = (float(lag), r)
+    return best
+
+
+def stamp_latencies(times: np.ndarray, stamps: np.ndarray, started: float) -> np.ndarray:
+    """Per frame showing audio frame k (stamp k + 1): arrival minus the send time of the
+    end of audio frame k. Frames without audio yet (stamp 0) are left out."""
+    shown = stamps > 0
+    return times[shown] - (started + stamps[shown] * FRAME_S)
+
+
+def stamp_onsets(
+    times: np.ndarray, stamps: np.ndarray, onsets_s: np.ndarray, started: float
+) -> np.ndarray:
+    """Arrival time of the first frame made from each burst's first audio frame."""
+    out = []
+    for onset in onsets_s:
+        first = int(onset / FRAME_S) + 1  # stamp of the audio frame holding the onset
+        hits = np.flatnonzero(stamps >= first)
+        out.append(times[hits[0]] if hits.size else np.nan)
+    return np.array(out)
+
+
+def percentiles_ms(seconds: np.ndarray) -> dict:
+    values = 1000 * np.asarray(seconds, float)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return {"p50": None, "p95": None, "p99": None, "n": 0}
+    return {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 95, 99)} | {
+        "n": int(values.size)
+    }

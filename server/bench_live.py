@@ -1,0 +1,397 @@
+"""``evp bench live``: what the avatar adds to a call, measured end to end over WebRTC.
+
+    evp bench live --spawn --sessions 2 --seconds 30 --json live.json --plot live.png
+    evp bench live --url https://avatar.example --sessions 8 --ramp --json ramp.json
+
+N aiortc clients each stream speech bursts (server.bench_analysis) to the server as a
+microphone and receive its video and audio. Every received frame's arrival time, its
+frame stamp (which audio frame it shows; the session is opened with ``"bench": true``)
+and the avatar's face crop are kept; afterwards the face is tracked in every crop, and
+the report gives per session and overall: received fps, dropped frames, end-to-end
+latency from each burst's first sample to the frame whose mouth starts to move (and the
+same from the frame stamps, as a cross-check), the A/V offset of the returned stream,
+the server's per-stage timings, CPU and memory (from its /metrics).
+
+``--ramp`` adds one session every ``--seconds`` until a session's fps falls below 24 or
+the stamped p95 latency exceeds ``--latency-limit-ms``, and reports the most sessions
+that held. Every loop is bounded in count and time, and every peer, socket and spawned
+server is closed on the way out, whatever happened.
+"""
+
+import asyncio
+import json
+import logging
+import re
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import cv2
+import numpy as np
+
+from engine.constants import SAMPLE_RATE, VIDEO_FPS
+from engine.wav import read_wav
+from server.bench_analysis import (
+    FRAME_S,
+    LEAD_S,
+    Bursts,
+    burst_signal,
+    mouth_lag,
+    percentiles_ms,
+    stamp_latencies,
+    stamp_onsets,
+)
+from server.client import Peer, ServerRefused, WavMicrophone
+from server.frame_stamp import read_stamp
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_SPEECH = Path(__file__).resolve().parent / "assets" / "bench-speech.wav"
+CROP = 160  # pixels: the (grey) face crop kept per frame for tracking
+MIN_FPS = 24.0
+MAX_RAMP_SESSIONS = 64
+SPAWN_TIMEOUT_S = 120.0
+
+
+@dataclass
+class LiveOptions:
+    sessions: int = 1
+    seconds: float = 30.0
+    url: str | None = None  # None: spawn a server
+    ramp: bool = False
+    wavs: list[Path] = field(default_factory=list)
+    latency_limit_ms: float = 1000.0
+
+
+class BenchSession:
+    """One benchmark client and everything it keeps of what it received."""
+
+    def __init__(self, url: str, bursts: Bursts, face_box: list[int]) -> None:
+        self.bursts = bursts
+        self.microphone = WavMicrophone(bursts.signal, SAMPLE_RATE)
+        self.peer = Peer(url, self.microphone, video_sink=self._keep)
+        self.face_box = face_box
+        self.times: list[float] = []
+        self.stamps: list[int] = []
+        self.crops: list[np.ndarray] = []
+        self.error: str | None = None
+        self.session_id: str | None = None
+
+    def _keep(self, frame, arrival: float) -> None:
+        """Per received frame, on the event loop, so kept cheap: its luma plane only (no
+        colour conversion), the stamp read from it, the face cropped and shrunk."""
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        luma = luma[:, : frame.width]
+        x, y, size = self.face_box
+        self.times.append(arrival)
+        self.stamps.append(read_stamp(luma))
+        self.crops.append(cv2.resize(luma[y : y + size, x : x + size], (CROP, CROP)))
+
+    async def start(self) -> None:
+        await self.peer.talk(bench=True)
+        self.session_id = self.peer.session_id
+
+    @property
+    def dropped(self) -> bool:
+        return self.peer.pc.connectionState in ("failed", "closed")
+
+    def fps_between(self, start: float, end: float) -> float:
+        times = np.array(self.times)
+        inside = times[(times >= start) & (times < end)]
+        return (inside.size - 1) / (inside[-1] - inside[0]) if inside.size > 2 else 0.0
+
+
+async def run_live(options: LiveOptions) -> dict:
+    sources = [read_wav(w, SAMPLE_RATE) for w in options.wavs] or [
+        read_wav(BUNDLED_SPEECH, SAMPLE_RATE)
+    ]
+    server = _SpawnedServer() if options.url is None else None
+    url = options.url
+    sessions: list[BenchSession] = []
+    try:
+        if server is not None:
+            url = await server.start()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            face_box = await _face_box(http, url)
+            before = await _metrics(http, url)
+            started = time.monotonic()
+            ramp = await _run_sessions(options, url, sources, face_box, sessions)
+            wall = time.monotonic() - started
+            after = await _metrics(http, url)
+        await asyncio.gather(*(s.peer.close() for s in sessions), return_exceptions=True)
+        result = await asyncio.to_thread(_report, options, sessions, before, after, wall)
+        if options.ramp:
+            result["ramp"] = ramp
+            result["max_sessions"] = max((s["sessions"] for s in ramp if s["held"]), default=0)
+        result["url"] = url if server is None else "spawned: evp serve --max-sessions 64"
+        return result
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+        return {"error": f"cannot reach the server at {url}: {e!r}", "sessions": len(sessions)}
+    finally:
+        await asyncio.gather(*(s.peer.close() for s in sessions), return_exceptions=True)
+        if server is not None:
+            await server.stop()
+
+
+async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]:
+    """Start the sessions (all at once, or one per step with --ramp); returns ramp steps."""
+    seconds = options.seconds
+    if not options.ramp:
+        for i in range(options.sessions):
+            await _add(url, sources, face_box, seconds, sessions, seed=i)
+        await asyncio.sleep(seconds + 1.0)
+        return []
+    steps = []
+    limit = min(options.sessions if options.sessions > 1 else MAX_RAMP_SESSIONS, MAX_RAMP_SESSIONS)
+    while len(sessions) < limit:
+        if not await _add(url, sources, face_box, seconds * limit, sessions, seed=len(sessions)):
+            steps.append({"sessions": len(sessions) + 1, "held": False, "refused": True})
+            break
+        step_start = time.monotonic()
+        await asyncio.sleep(seconds)
+        window = (step_start + LEAD_S, time.monotonic())
+        fps = [s.fps_between(*window) for s in sessions]
+        latency = np.concatenate(
+            [
+                stamp_latencies(np.array(s.times), np.array(s.stamps), s.microphone.started_at)[
+                    (np.array(s.times)[np.array(s.stamps) > 0] >= window[0])
+                ]
+                for s in sessions
+                if s.times and s.microphone.started_at is not None
+            ]
+            or [np.zeros(0)]
+        )
+        p95 = percentiles_ms(latency)["p95"]
+        held = min(fps) >= MIN_FPS and p95 is not None and p95 <= options.latency_limit_ms
+        steps.append(
+            {"sessions": len(sessions), "fps_min": round(min(fps), 2), "latency_p95_ms": p95,
+             "held": held}
+        )  # fmt: skip
+        logger.info("ramp: %s", steps[-1])
+        if not held:
+            break
+    return steps
+
+
+async def _add(url, sources, face_box, seconds, sessions, seed) -> bool:
+    """Start one more session; False if the server refused it (at capacity)."""
+    rotated = sources[seed % len(sources) :] + sources[: seed % len(sources)]
+    session = BenchSession(url, burst_signal(rotated, seconds), face_box)
+    try:
+        await session.start()
+    except ServerRefused as e:
+        await session.peer.close()
+        if e.status == 503:
+            logger.info("the server refused session %d: %s", len(sessions) + 1, e)
+            return False
+        raise
+    sessions.append(session)
+    return True
+
+
+def _report(options, sessions, before, after, wall) -> dict:
+    from engine.face.landmarks68 import to_ibug68
+    from engine.face.tracking import FaceMesh
+
+    per_session, stamped, bursts, offsets = [], [], [], []
+    with FaceMesh(static_images=False) as mesh:
+        for session in sessions:
+            stats = _analyse(session, mesh, to_ibug68)
+            per_session.append(stats.pop("public"))
+            stamped.append(stats["stamped"])
+            bursts.append(stats["bursts"])
+            if stats["av_offset"] is not None:
+                offsets.append(stats["av_offset"])
+    fps = [s["fps"] for s in per_session] or [0.0]
+    lags = [s["mouth_lag_ms"] for s in per_session if s["mouth_lag_ms"] is not None]
+    return {
+        "sessions": len(sessions),
+        "seconds": options.seconds,
+        "fps": {"min": round(min(fps), 2), "mean": round(float(np.mean(fps)), 2)},
+        "latency_ms": percentiles_ms(np.concatenate(stamped or [np.zeros(0)])),
+        "burst_latency_ms": percentiles_ms(np.concatenate(bursts or [np.zeros(0)])),
+        "mouth_lag_ms": round(float(np.median(lags)), 1) if lags else None,
+        "av_offset_ms": round(1000 * float(np.median(offsets)), 1) if offsets else None,
+        "drops": int(sum(s["frames_missing"] for s in per_session)),
+        "server": _server_figures(before, after, wall),
+        "per_session": per_session,
+        "method": "latency_ms: every received frame's arrival - the send time of the end of "
+        "the audio frame stamped into its picture (client clock only); burst_latency_ms: "
+        "each speech burst's first sample sent -> the first frame made from it; "
+        "mouth_lag_ms: lag at which the tracked mouth best follows the sent envelope "
+        "(= latency + the model's own response); av_offset_ms: video's lag behind the "
+        "returned audio of the same moment (> 0: video late), at the aiortc receiver",
+    }
+
+
+def _analyse(session: BenchSession, mesh, to_ibug68) -> dict:
+    count = min(len(session.times), len(session.stamps), len(session.crops))
+    times, stamps = np.array(session.times[:count]), np.array(session.stamps[:count])
+    started = session.microphone.started_at or (times[0] if count else 0.0)
+    opening = np.full(count, np.nan)
+    for i, crop in enumerate(session.crops[:count]):
+        points = mesh.points(np.repeat(crop[:, :, None], 3, axis=2))  # luma as grey RGB
+        if points is not None:
+            face = to_ibug68(points)[:, :2]
+            opening[i] = np.linalg.norm(face[66] - face[62]) / np.linalg.norm(face[45] - face[36])
+    lag, r = mouth_lag(times, opening, started, session.bursts.signal)
+    sent = started + session.bursts.onsets_s
+    bursts = stamp_onsets(times, stamps, session.bursts.onsets_s, started) - sent
+    stamped = stamp_latencies(times, stamps, started)
+    duration = times[-1] - times[0] if count > 1 else 0.0
+    expected = int(duration * VIDEO_FPS) + 1 if count else 0
+    av_offset = audio_lag = None
+    try:  # the video's lag (middle of its audio frame) minus the returned audio's lag
+        audio_lag = session.peer.returned_audio_lag(
+            session.microphone, session.bursts.signal, SAMPLE_RATE, max_lag_s=1.5
+        )
+        av_offset = float(np.median(stamped)) - FRAME_S / 2 - audio_lag
+    except (RuntimeError, IndexError, ValueError):
+        pass
+    public = {
+        "session_id": session.session_id,
+        "fps": round(session.fps_between(times[0], times[-1]), 2) if count > 2 else 0.0,
+        "frames": count,
+        "frames_missing": max(0, expected - count),
+        "face_tracked": round(float(np.isfinite(opening).mean()), 3) if count else 0.0,
+        "latency_ms": percentiles_ms(stamped),
+        "burst_latency_ms": percentiles_ms(bursts),
+        "mouth_lag_ms": round(1000 * lag, 1) if r > 0.3 else None,
+        "mouth_correlation": round(r, 3),
+        "returned_audio_lag_ms": None if audio_lag is None else round(1000 * audio_lag, 1),
+        "av_offset_ms": None if av_offset is None else round(1000 * av_offset, 1),
+        "dropped": session.dropped,
+    }
+    return {"public": public, "stamped": stamped, "bursts": bursts, "av_offset": av_offset}
+
+
+def _server_figures(before: dict, after: dict, wall: float) -> dict:
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    def mean_ms(name: str) -> float | None:
+        count = delta(f"{name}_count")
+        return round(1000 * delta(f"{name}_sum") / count, 2) if count else None
+
+    return {
+        "cpu_percent": round(100 * delta("process_cpu_seconds_total") / wall, 1) if wall else None,
+        "memory_mb": round(after.get("process_resident_memory_bytes", 0.0) / 2**20, 1),
+        "frame_compute_ms_mean": mean_ms("evp_frame_compute_seconds"),
+        "frame_latency_ms_mean": mean_ms("evp_frame_latency_seconds"),
+        "stage_ms_mean": {
+            stage: mean_ms(f'evp_stage_seconds{{stage="{stage}"}}')
+            for stage in ("landmarks", "render")
+        },
+        "frontend_ms_mean": mean_ms("evp_stage_frontend_seconds"),
+        "frames_dropped": int(delta("evp_video_frames_dropped_total")),
+        "frames_late": int(delta("evp_video_frames_late_total")),
+        "refused": int(delta("evp_sessions_refused_total")),
+    }
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? ([-+0-9.eEinfa]+)$")
+
+
+async def _metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The server's Prometheus samples by name (labels kept in the name)."""
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    out = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            name, labels, value = match.groups()
+            if labels:
+                suffix = (
+                    "_sum" if name.endswith("_sum") else "_count" if name.endswith("_count") else ""
+                )
+                base = name[: -len(suffix)] if suffix else name
+                name = f"{base}{labels}{suffix}"
+            out[name] = float(value)
+    return out
+
+
+async def _face_box(http: aiohttp.ClientSession, url: str) -> list[int]:
+    async with http.get(f"{url}/api/avatars") as response:
+        listing = await response.json()
+    default = next(a for a in listing["avatars"] if a["name"] == listing["default"])
+    return default["face_box"]
+
+
+class _SpawnedServer:
+    """``evp serve`` in a child process on a free port, stopped (never left behind)."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._log = Path(tempfile.mkdtemp(prefix="evp-bench-")) / "serve.log"
+
+    async def start(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
+                   "--max-sessions", str(MAX_RAMP_SESSIONS)]  # fmt: skip
+        log = await asyncio.to_thread(open, self._log, "wb")
+        try:  # the child keeps its own handle
+            self._process = await asyncio.create_subprocess_exec(
+                *command, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+        finally:
+            log.close()
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + SPAWN_TIMEOUT_S
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while time.monotonic() < deadline:
+                if self._process.returncode is not None:
+                    raise OSError(f"evp serve exited: {self._log.read_text()[-2000:]}")
+                try:
+                    async with http.get(f"{url}/healthz") as r:
+                        if r.status == 200:
+                            return url
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                await asyncio.sleep(0.5)
+        raise OSError(f"evp serve did not become healthy within {SPAWN_TIMEOUT_S:.0f} s")
+
+    async def stop(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+        self._log.unlink(missing_ok=True)
+        self._log.parent.rmdir()
+
+
+def run(args) -> int:
+    options = LiveOptions(
+        sessions=args.sessions,
+        seconds=args.seconds,
+        url=None if args.spawn else args.url,
+        ramp=args.ramp,
+        wavs=args.wav or [],
+        latency_limit_ms=args.latency_limit_ms,
+    )
+    if options.url is None and not args.spawn:
+        print("evp bench live: give --url URL or --spawn", file=sys.stderr)
+        return 2
+    result = asyncio.run(run_live(options))
+    text = json.dumps(result, indent=2)
+    if args.json:
+        tmp = args.json.with_name(args.json.name + ".partial")
+        tmp.write_text(text + "\n")
+        tmp.replace(args.json)
+    if args.plot and "error" not in result:
+        from server.bench_plot import plot_live
+
+        plot_live(result, args.plot)
+    print(text)
+    return 2 if "error" in result else 0
