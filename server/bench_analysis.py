@@ -96,7 +96,7 @@ def stamp_onsets(
     """Arrival time of the first frame made from each burst's first audio frame."""
     out = []
     for onset in onsets_s:
-        first = int(onset / FRAME_S) + 1  # stamp of the audio frame holding the onset
+        first = int(np.floor(onset / FRAME_S + 1e-9)) + 1  # stamp of the frame holding it
         hits = np.flatnonzero(stamps >= first)
         out.append(times[hits[0]] if hits.size else np.nan)
     return np.array(out)

@@ -218,6 +218,10 @@ def _report(options, sessions, before, after, wall) -> dict:
         "mouth_lag_ms": round(float(np.median(lags)), 1) if lags else None,
         "av_offset_ms": round(1000 * float(np.median(offsets)), 1) if offsets else None,
         "drops": int(sum(s["frames_missing"] for s in per_session)),
+        "refused": int(
+            after.get("evp_sessions_refused_total", 0) - before.get("evp_sessions_refused_total", 0)
+        ),
+        "dropped_peers": sum(s["dropped"] for s in per_session),
         "server": _server_figures(before, after, wall),
         "per_session": per_session,
         "method": "latency_ms: every received frame's arrival - the send time of the end of "

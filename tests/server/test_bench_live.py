@@ -1,0 +1,97 @@
+"""``evp bench live``: its signal and timing arithmetic, and short runs against a server."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.constants import SAMPLE_RATE
+from server.bench_analysis import (
+    BURST_S,
+    GAP_S,
+    LEAD_S,
+    burst_signal,
+    mouth_lag,
+    stamp_latencies,
+    stamp_onsets,
+)
+from server.bench_live import LiveOptions, run_live
+from server.cli import main
+
+
+def test_bursts_start_at_voice_onsets_after_silence(speech):
+    bursts = burst_signal([speech], seconds=12)
+    assert np.allclose(np.diff(bursts.onsets_s), BURST_S + GAP_S) and bursts.onsets_s[0] == LEAD_S
+    for onset in bursts.onsets_s:
+        start = int(onset * SAMPLE_RATE)
+        before = bursts.signal[start - SAMPLE_RATE // 2 : start]
+        inside = bursts.signal[start : start + int(BURST_S * SAMPLE_RATE)]
+        assert not before.any() and np.sqrt(np.mean(inside**2)) > 0.01
+    with pytest.raises(ValueError, match="no speech"):
+        burst_signal([np.zeros(SAMPLE_RATE * 3, np.float32)], seconds=12)
+    with pytest.raises(ValueError, match="too short"):
+        burst_signal([speech], seconds=2)
+
+
+def test_stamps_time_every_frame_and_every_burst_on_the_client_clock():
+    started = 100.0
+    stamps = np.arange(0, 200)  # frame i shows audio frame i - 1 (0: none yet)
+    times = started + stamps * 0.04 + 0.35  # everything arrives 350 ms after its audio ended
+    latency = stamp_latencies(times, stamps, started)
+    assert latency.size == 199 and np.allclose(latency, 0.35)
+    onsets = np.array([1.5, 4.0])
+    first = stamp_onsets(times, stamps, onsets, started) - (started + onsets)
+    frame_end = (np.floor(onsets / 0.04) + 1) * 0.04  # the audio frame holding the onset
+    assert np.allclose(first, 0.35 + frame_end - onsets, atol=1e-9)
+
+
+def test_the_mouth_lag_is_found_where_the_opening_follows_the_envelope():
+    rng = np.random.default_rng(0)
+    signal = np.zeros(SAMPLE_RATE * 10, np.float32)
+    for onset in (1.5, 4.0, 6.5):
+        signal[int(onset * SAMPLE_RATE) : int((onset + 1.2) * SAMPLE_RATE)] = (
+            0.3 * rng.standard_normal(int(1.2 * SAMPLE_RATE))
+        )
+    times = 50.0 + np.arange(0, 10.5, 0.04)
+    playing = (times - 50.0 - 0.56) * SAMPLE_RATE  # the mouth shows audio 560 ms old
+    index = np.clip(playing.astype(int), 0, signal.size - 1)
+    opening = 0.1 + 0.05 * (np.abs(signal[index]) > 0) + 0.003 * rng.standard_normal(times.size)
+    lag, r = mouth_lag(times, opening, 50.0, signal)
+    assert abs(lag - 0.56) <= 0.04 and r > 0.8
+
+
+async def test_a_short_run_reports_the_documented_figures(server):
+    result = await run_live(LiveOptions(sessions=1, seconds=8, url=server.url))
+    assert result["sessions"] == 1 and result["refused"] == 0, result
+    assert set(result["fps"]) == {"min", "mean"} and result["fps"]["min"] > 20
+    latency = result["latency_ms"]
+    assert 150 < latency["p50"] <= latency["p95"] <= latency["p99"] < 1500 and latency["n"] > 100
+    assert result["drops"] >= 0 and result["av_offset_ms"] is not None
+    assert result["server"]["frame_compute_ms_mean"] > 0 and result["server"]["memory_mb"] > 100
+    assert result["per_session"][0]["face_tracked"] > 0.9
+    assert not server.evp.sessions  # every peer closed
+
+
+def test_an_unreachable_server_is_reported_and_the_run_finishes(tmp_path):
+    code = main(["bench", "live", "--url", "http://127.0.0.1:9", "--seconds", "4",
+                 "--json", str(tmp_path / "r.json")])  # fmt: skip
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert code == 2 and "cannot reach the server" in result["error"]
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(max_sessions=2)
+
+
+async def test_the_ramp_stops_at_the_server_capacity_and_reports_it(server):
+    result = await run_live(LiveOptions(sessions=4, seconds=4, url=server.url, ramp=True))
+    ramp = result["ramp"]
+    assert [step["sessions"] for step in ramp] == list(range(1, len(ramp) + 1))
+    last = ramp[-1]
+    assert last.get("refused") or not last["held"]  # it stopped for a reason it reports
+    assert result["max_sessions"] == max((s["sessions"] for s in ramp if s["held"]), default=0)
+    assert 1 <= result["max_sessions"] <= 2 and result["sessions"] <= 2
+    if last.get("refused"):
+        assert result["refused"] == 1
+    assert not server.evp.sessions
