@@ -167,7 +167,7 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
             or [np.zeros(0)]
         )
         p95 = percentiles_ms(latency)["p95"]
-        held = min(fps) >= MIN_FPS and p95 is not None and p95 <= options.latency_limit_ms
+        held = bool(min(fps) >= MIN_FPS and p95 is not None and p95 <= options.latency_limit_ms)
         steps.append(
             {"sessions": len(sessions), "fps_min": round(min(fps), 2), "latency_p95_ms": p95,
              "held": held}
