@@ -65,13 +65,16 @@ class LiveOptions:
     ramp: bool = False
     wavs: list[Path] = field(default_factory=list)
     latency_limit_ms: float = 1000.0
+    record: Path | None = None  # write the first session's streams here (MP4)
 
 
 class BenchSession:
     """One benchmark client and everything it keeps of what it received."""
 
-    def __init__(self, url: str, bursts: Bursts, face_box: list[int]) -> None:
+    def __init__(self, url: str, bursts: Bursts, face_box: list[int], record: bool = False) -> None:
         self.bursts = bursts
+        self.record = record
+        self.pictures: list[np.ndarray] = []  # with record: every received luma plane
         self.microphone = WavMicrophone(bursts.signal, SAMPLE_RATE)
         self.peer = Peer(url, self.microphone, video_sink=self._keep)
         self.face_box = face_box
@@ -91,6 +94,8 @@ class BenchSession:
         self.times.append(arrival)
         self.stamps.append(read_stamp(luma))
         self.crops.append(cv2.resize(luma[y : y + size, x : x + size], (CROP, CROP)))
+        if self.record:
+            self.pictures.append(luma.copy())
 
     async def start(self) -> None:
         await self.peer.talk(bench=True)
@@ -125,6 +130,13 @@ async def run_live(options: LiveOptions) -> dict:
             after = await _metrics(http, url)
         await asyncio.gather(*(s.peer.close() for s in sessions), return_exceptions=True)
         result = await asyncio.to_thread(_report, options, sessions, before, after, wall)
+        if options.record is not None and sessions:
+            from server.bench_recording import analyse_recording, write_recording
+
+            await asyncio.to_thread(write_recording, sessions[0], options.record)
+            result["recording"] = {"path": str(options.record)} | await asyncio.to_thread(
+                analyse_recording, options.record
+            )
         if options.ramp:
             result["ramp"] = ramp
             result["max_sessions"] = max((s["sessions"] for s in ramp if s["held"]), default=0)
@@ -143,7 +155,7 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
     seconds = options.seconds
     if not options.ramp:
         for i in range(options.sessions):
-            await _add(url, sources, face_box, seconds, sessions, seed=i)
+            await _add(url, sources, face_box, seconds, sessions, seed=i, record=options.record)
         await asyncio.sleep(seconds + 1.0)
         return []
     steps = []
@@ -178,10 +190,11 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
     return steps
 
 
-async def _add(url, sources, face_box, seconds, sessions, seed) -> bool:
+async def _add(url, sources, face_box, seconds, sessions, seed, record=None) -> bool:
     """Start one more session; False if the server refused it (at capacity)."""
     rotated = sources[seed % len(sources) :] + sources[: seed % len(sources)]
-    session = BenchSession(url, burst_signal(rotated, seconds), face_box)
+    keep = record is not None and not sessions  # the first session is recorded
+    session = BenchSession(url, burst_signal(rotated, seconds), face_box, record=keep)
     try:
         await session.start()
     except ServerRefused as e:
@@ -383,6 +396,7 @@ def run(args) -> int:
         ramp=args.ramp,
         wavs=args.wav or [],
         latency_limit_ms=args.latency_limit_ms,
+        record=args.record,
     )
     if options.url is None and not args.spawn:
         print("evp bench live: give --url URL or --spawn", file=sys.stderr)

@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--json", type=Path, help="also write the results here")
     live.add_argument("--plot", type=Path, help="and draw them (PNG)")
+    live.add_argument(
+        "--record", type=Path, help="record the first session (MP4) and check it offline"
+    )
     live.set_defaults(handler=_bench_live)
 
     generator = bench_commands.add_parser(

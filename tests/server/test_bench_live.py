@@ -95,3 +95,13 @@ async def test_the_ramp_stops_at_the_server_capacity_and_reports_it(server):
     if last.get("refused"):
         assert result["refused"] == 1
     assert not server.evp.sessions
+
+
+async def test_a_recording_analysed_offline_agrees_with_the_live_report(server, tmp_path):
+    record = tmp_path / "session.mp4"
+    result = await run_live(LiveOptions(sessions=1, seconds=10, url=server.url, record=record))
+    offline = result["recording"]
+    assert record.is_file() and offline["bursts_found"] == result["burst_latency_ms"]["n"] == 3
+    live, found = result["burst_latency_ms"]["p50"], offline["burst_latency_ms"]["p50"]
+    assert abs(live - found) < 40, (live, found)  # two frame periods
+    assert abs(result["av_offset_ms"] - offline["av_offset_ms"]) < 60

@@ -1,0 +1,124 @@
+"""The independent check of ``evp bench live``: record one session, analyse the file.
+
+``write_recording`` puts what the first client sent and received on one timeline (its
+own clock, from the microphone's first frame) into an MP4: the received pictures at their
+arrival times (variable frame rate, millisecond timestamps) and a stereo track with the
+sent microphone audio on the left and the returned audio on the right. Nothing else is
+stored: no burst schedule, no computed latency.
+
+``analyse_recording`` then works from the file alone: it finds the bursts' onsets in the
+left channel (sound after silence), reads each picture's frame stamp and timestamp after
+decoding, and times each burst to the first picture made from it; and it finds the
+returned voice's onsets in the right channel, so the A/V offset is measured in the file
+too. Agreement with the live report is the check.
+"""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from engine.constants import SAMPLE_RATE
+from server.bench_analysis import FRAME_S, percentiles_ms
+from server.frame_stamp import read_stamp
+
+RATE = SAMPLE_RATE
+SILENCE_BEFORE_ONSET_S = 0.8
+ONSET_LEVEL = 0.02  # RMS of a 10 ms block: speech has begun
+
+
+def write_recording(session, path: Path) -> None:
+    """Write ``session``'s (a BenchSession recorded with ``record=True``) streams."""
+    started = session.microphone.started_at
+    sent = session.bursts.signal
+    returned = session.peer.returned_audio()
+    returned_rate = session.peer.received.audio_rate or 48_000
+    if returned_rate != RATE:
+        from engine.audio.resample import StreamingResampler
+
+        returned = StreamingResampler(returned_rate, RATE).push(returned)
+    offset = round((session.peer.received_audio_started - started) * RATE)
+    length = max(sent.size, offset + returned.size)
+    stereo = np.zeros((2, length), np.float32)
+    stereo[0, : sent.size] = sent
+    stereo[1, max(offset, 0) : max(offset, 0) + returned.size] = returned[max(-offset, 0) :]
+    partial = path.with_name(path.name + ".partial.mp4")
+    height, width = session.pictures[0].shape
+    with av.open(str(partial), mode="w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = Fraction(1, 1000)
+        video.codec_context.time_base = Fraction(1, 1000)
+        video.options = {"crf": "12", "preset": "veryfast"}
+        audio = container.add_stream("aac", rate=RATE)
+        audio.layout = "stereo"
+        last = -1
+        for arrival, luma in zip(session.times, session.pictures, strict=False):
+            pts = max(last + 1, round((arrival - started) * 1000))
+            last = pts
+            yuv = np.concatenate([luma, np.full((height // 2, width), 128, np.uint8)])
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        chunk = RATE // 50
+        for start in range(0, length, chunk):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(stereo[:, start : start + chunk]),
+                format="fltp",
+                layout="stereo",
+            )
+            frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+    partial.replace(path)
+
+
+def onsets(signal: np.ndarray, rate: int) -> np.ndarray:
+    """Seconds where sound starts after at least SILENCE_BEFORE_ONSET_S of silence."""
+    hop = rate // 100
+    rms = np.sqrt(np.mean(signal[: signal.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
+    loud = rms > ONSET_LEVEL
+    quiet_run, out = 0, []
+    for i, on in enumerate(loud):
+        if on and quiet_run >= SILENCE_BEFORE_ONSET_S * 100:
+            out.append(i / 100)
+        quiet_run = 0 if on else quiet_run + 1
+    return np.array(out)
+
+
+def analyse_recording(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        times, stamps = [], []
+        for frame in container.decode(video=0):
+            times.append(float(frame.pts * frame.time_base))
+            stamps.append(read_stamp(frame.to_ndarray(format="gray")))
+        container.seek(0)
+        audio = np.concatenate(
+            [f.to_ndarray() for f in container.decode(audio=0)], axis=1
+        )  # (2, n), fltp
+        rate = container.streams.audio[0].rate
+    times, stamps = np.array(times), np.array(stamps)
+    sent_onsets, returned_onsets = onsets(audio[0], rate), onsets(audio[1], rate)
+    latencies = []
+    for onset in sent_onsets:
+        first = int(np.floor(onset / FRAME_S + 1e-9)) + 1
+        hits = np.flatnonzero(stamps >= first)
+        latencies.append(times[hits[0]] - onset if hits.size else np.nan)
+    # A/V offset in the file: each burst's first picture against its returned voice.
+    offsets = []
+    for onset, latency in zip(sent_onsets, latencies, strict=True):
+        later = returned_onsets[returned_onsets > onset]
+        if later.size and np.isfinite(latency):
+            offsets.append((onset + latency) - later[0])
+    return {
+        "bursts_found": int(sent_onsets.size),
+        "burst_latency_ms": percentiles_ms(np.array(latencies)),
+        "returned_voice_lag_ms": percentiles_ms(
+            np.array(
+                [r[r > o][0] - o for o in sent_onsets for r in [returned_onsets] if (r > o).any()]
+            )
+        ),
+        "av_offset_ms": round(1000 * float(np.median(offsets)), 1) if offsets else None,
+    }
