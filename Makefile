@@ -38,6 +38,8 @@ bench: $(VENV)/.serve
 	$(BIN)/evp bench frontend --wav ../shared/data/speech/musetalk_eng.wav
 	$(BIN)/evp bench transport --wav ../shared/data/speech/evp_obama.wav --seconds 10
 	$(BIN)/evp bench generator --frames 300
+	$(BIN)/evp bench engine --wav ../shared/data/speech/musetalk_eng.wav
+	$(BIN)/evp bench live --spawn --sessions 1 --seconds 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache
