@@ -25,8 +25,11 @@ import numpy as np
 from engine.audio.vad import VoiceActivityDetector
 from engine.constants import SAMPLE_RATE
 
-LEAD_S, BURST_S, GAP_S = 1.5, 1.2, 1.3
 FRAME_S = 0.04
+# Whole frames, so every burst starts on an audio frame boundary (no +20/+40 ms clusters).
+LEAD_S, BURST_S, GAP_S = 1.6, 1.2, 1.32
+SILENCE_BEFORE_ONSET_S = 0.8  # sound_onsets: at least this much quiet before a start
+ONSET_LEVEL = 0.02  # RMS of a 10 ms block at which speech has begun
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,37 @@ def burst_signal(sources: list[np.ndarray], seconds: float) -> Bursts:
     return Bursts(np.concatenate(out), np.array(onsets))
 
 
+def onset_stamp(onset_s: float) -> int:
+    """The stamp (audio frame + 1) of the frame holding time ``onset_s`` of the stream."""
+    return int(np.floor(onset_s / FRAME_S + 1e-9)) + 1
+
+
+def clean_stamps(stamps: list[int | None]) -> np.ndarray:
+    """Stamps as read, with unreadable ones (None) and misreads (a value that jumps ahead
+    of or falls behind its neighbours by more than 2 s) set to 0: no stamp."""
+    values = np.array([-1 if v is None else v for v in stamps], dtype=np.int64)
+    out = np.where(values < 0, 0, values)
+    running = 0
+    for i, value in enumerate(out):
+        if value and running and abs(value - running) > 50:
+            out[i] = 0
+        elif value:
+            running = value
+    return out
+
+
+def sound_onsets(signal: np.ndarray, rate: int) -> np.ndarray:
+    """Seconds where sound starts after at least SILENCE_BEFORE_ONSET_S of silence."""
+    hop = rate // 100
+    rms = np.sqrt(np.mean(signal[: signal.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
+    quiet_run, out = 0, []
+    for i, loud in enumerate(rms > ONSET_LEVEL):
+        if loud and quiet_run >= SILENCE_BEFORE_ONSET_S * 100:
+            out.append(i / 100)
+        quiet_run = 0 if loud else quiet_run + 1
+    return np.array(out)
+
+
 def mouth_lag(
     times: np.ndarray, opening: np.ndarray, started: float, signal: np.ndarray
 ) -> tuple[float, float]:
@@ -73,12 +107,13 @@ def mouth_lag(
     envelope = np.sqrt(np.mean(signal[: signal.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
     best = (float("nan"), -1.0)
     for lag in np.arange(0.0, 1.5, 0.02):
-        index = np.round((times - lag - started) / FRAME_S).astype(int)
+        # lag: from the end of an audio frame to the arrival of the frame that shows it
+        index = np.floor((times - lag - started) / FRAME_S + 1e-9).astype(int) - 1
         valid = (index >= 0) & (index < envelope.size) & np.isfinite(opening)
         if valid.sum() < 25 or np.std(opening[valid]) == 0:
             continue
         r = float(np.corrcoef(opening[valid], envelope[index[valid]])[0, 1])
-        if r > best[1]:
+        if r >= best[1]:  # ties (one 40 ms frame apart): the later lag, its end
             best = (float(lag), r)
     return best
 
@@ -96,8 +131,7 @@ def stamp_onsets(
     """Arrival time of the first frame made from each burst's first audio frame."""
     out = []
     for onset in onsets_s:
-        first = int(np.floor(onset / FRAME_S + 1e-9)) + 1  # stamp of the frame holding it
-        hits = np.flatnonzero(stamps >= first)
+        hits = np.flatnonzero(stamps >= onset_stamp(onset))
         out.append(times[hits[0]] if hits.size else np.nan)
     return np.array(out)
 

@@ -30,18 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import av
 import cv2
 import numpy as np
 
 from engine.constants import SAMPLE_RATE, VIDEO_FPS
+from engine.errors import EngineError
 from engine.wav import read_wav
 from server.bench_analysis import (
-    FRAME_S,
     LEAD_S,
     Bursts,
     burst_signal,
+    clean_stamps,
     mouth_lag,
     percentiles_ms,
+    sound_onsets,
     stamp_latencies,
     stamp_onsets,
 )
@@ -79,14 +82,27 @@ class BenchSession:
         self.peer = Peer(url, self.microphone, video_sink=self._keep)
         self.face_box = face_box
         self.times: list[float] = []
-        self.stamps: list[int] = []
+        self.stamps: list[int | None] = []
         self.crops: list[np.ndarray] = []
-        self.error: str | None = None
+        self.error: str | None = None  # the first failure keeping a received frame
         self.session_id: str | None = None
+        self.dropped_at: float | None = None  # when the connection failed mid-run
+        self._closing = False
+
+        @self.peer.pc.on("connectionstatechange")
+        def _state() -> None:
+            if self.peer.pc.connectionState in ("failed", "closed") and not self._closing:
+                self.dropped_at = time.monotonic()
 
     def _keep(self, frame, arrival: float) -> None:
         """Per received frame, on the event loop, so kept cheap: its luma plane only (no
         colour conversion), the stamp read from it, the face cropped and shrunk."""
+        try:
+            self._keep_frame(frame, arrival)
+        except Exception as e:  # noqa: BLE001 - reported, and the session keeps receiving
+            self.error = self.error or f"cannot use a received frame: {e!r}"
+
+    def _keep_frame(self, frame, arrival: float) -> None:
         plane = frame.planes[0]
         luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
         luma = luma[:, : frame.width]
@@ -101,20 +117,30 @@ class BenchSession:
         await self.peer.talk(bench=True)
         self.session_id = self.peer.session_id
 
-    @property
-    def dropped(self) -> bool:
-        return self.peer.pc.connectionState in ("failed", "closed")
+    async def close(self) -> None:
+        self._closing = True
+        await self.peer.close()
 
-    def fps_between(self, start: float, end: float) -> float:
+    def fps(self) -> float:
+        """Frames per second over the whole run."""
+        times = self.times
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else 0.0
+
+    def fps_in(self, start: float, end: float) -> float:
+        """Frames received in [start, end) over its length: a late or stalled stream
+        counts as the fps it delivered, not as the fps of its good stretch."""
         times = np.array(self.times)
-        inside = times[(times >= start) & (times < end)]
-        return (inside.size - 1) / (inside[-1] - inside[0]) if inside.size > 2 else 0.0
+        return float(((times >= start) & (times < end)).sum() / (end - start))
 
 
 async def run_live(options: LiveOptions) -> dict:
-    sources = [read_wav(w, SAMPLE_RATE) for w in options.wavs] or [
-        read_wav(BUNDLED_SPEECH, SAMPLE_RATE)
-    ]
+    try:  # bad input is reported before any server is started
+        sources = [read_wav(w, SAMPLE_RATE) for w in options.wavs] or [
+            read_wav(BUNDLED_SPEECH, SAMPLE_RATE)
+        ]
+        burst_signal(sources, options.seconds)
+    except (ValueError, EngineError) as e:
+        return {"error": f"bad input: {e}", "sessions": 0}
     server = _SpawnedServer() if options.url is None else None
     url = options.url
     sessions: list[BenchSession] = []
@@ -128,26 +154,35 @@ async def run_live(options: LiveOptions) -> dict:
             ramp = await _run_sessions(options, url, sources, face_box, sessions)
             wall = time.monotonic() - started
             after = await _metrics(http, url)
-        await asyncio.gather(*(s.peer.close() for s in sessions), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         result = await asyncio.to_thread(_report, options, sessions, before, after, wall)
         if options.record is not None and sessions:
-            from server.bench_recording import analyse_recording, write_recording
-
-            await asyncio.to_thread(write_recording, sessions[0], options.record)
-            result["recording"] = {"path": str(options.record)} | await asyncio.to_thread(
-                analyse_recording, options.record
-            )
+            result["recording"] = await asyncio.to_thread(_record, sessions[0], options.record)
         if options.ramp:
             result["ramp"] = ramp
             result["max_sessions"] = max((s["sessions"] for s in ramp if s["held"]), default=0)
-        result["url"] = url if server is None else "spawned: evp serve --max-sessions 64"
+        spawned = f"spawned: evp serve --max-sessions {MAX_RAMP_SESSIONS}"
+        result["url"] = url if server is None else spawned
         return result
+    except ServerRefused as e:
+        return {"error": str(e), "sessions": len(sessions)}
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
-        return {"error": f"cannot reach the server at {url}: {e!r}", "sessions": len(sessions)}
+        where = url or "the spawned server"
+        return {"error": f"cannot reach the server at {where}: {e!r}", "sessions": len(sessions)}
     finally:
-        await asyncio.gather(*(s.peer.close() for s in sessions), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         if server is not None:
             await server.stop()
+
+
+def _record(session: BenchSession, path: Path) -> dict:
+    from server.bench_recording import analyse_recording, write_recording
+
+    try:
+        write_recording(session, path)
+        return {"path": str(path)} | analyse_recording(path)
+    except (OSError, ValueError, IndexError, av.error.FFmpegError) as e:
+        return {"path": str(path), "error": f"cannot record the session: {e!r}"}
 
 
 async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]:
@@ -161,23 +196,18 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
     steps = []
     limit = min(options.sessions if options.sessions > 1 else MAX_RAMP_SESSIONS, MAX_RAMP_SESSIONS)
     while len(sessions) < limit:
-        if not await _add(url, sources, face_box, seconds * limit, sessions, seed=len(sessions)):
+        remaining = seconds * (limit - len(sessions))  # this session's audio lasts the ramp
+        added = await _add(
+            url, sources, face_box, remaining, sessions, len(sessions), options.record
+        )
+        if not added:
             steps.append({"sessions": len(sessions) + 1, "held": False, "refused": True})
             break
         step_start = time.monotonic()
         await asyncio.sleep(seconds)
         window = (step_start + LEAD_S, time.monotonic())
-        fps = [s.fps_between(*window) for s in sessions]
-        latency = np.concatenate(
-            [
-                stamp_latencies(np.array(s.times), np.array(s.stamps), s.microphone.started_at)[
-                    (np.array(s.times)[np.array(s.stamps) > 0] >= window[0])
-                ]
-                for s in sessions
-                if s.times and s.microphone.started_at is not None
-            ]
-            or [np.zeros(0)]
-        )
+        fps = [s.fps_in(*window) for s in sessions]
+        latency = np.concatenate([_window_latencies(s, *window) for s in sessions] or [[]])
         p95 = percentiles_ms(latency)["p95"]
         held = bool(min(fps) >= MIN_FPS and p95 is not None and p95 <= options.latency_limit_ms)
         steps.append(
@@ -190,6 +220,15 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
     return steps
 
 
+def _window_latencies(session: BenchSession, start: float, end: float) -> np.ndarray:
+    """Stamped latencies of the frames the session received in [start, end)."""
+    if session.microphone.started_at is None or not session.times:
+        return np.zeros(0)
+    times, stamps = np.array(session.times), clean_stamps(session.stamps)
+    inside = (times >= start) & (times < end)
+    return stamp_latencies(times[inside], stamps[inside], session.microphone.started_at)
+
+
 async def _add(url, sources, face_box, seconds, sessions, seed, record=None) -> bool:
     """Start one more session; False if the server refused it (at capacity)."""
     rotated = sources[seed % len(sources) :] + sources[: seed % len(sources)]
@@ -198,7 +237,7 @@ async def _add(url, sources, face_box, seconds, sessions, seed, record=None) -> 
     try:
         await session.start()
     except ServerRefused as e:
-        await session.peer.close()
+        await session.close()
         if e.status == 503:
             logger.info("the server refused session %d: %s", len(sessions) + 1, e)
             return False
@@ -237,18 +276,19 @@ def _report(options, sessions, before, after, wall) -> dict:
         "dropped_peers": sum(s["dropped"] for s in per_session),
         "server": _server_figures(before, after, wall),
         "per_session": per_session,
-        "method": "latency_ms: every received frame's arrival - the send time of the end of "
-        "the audio frame stamped into its picture (client clock only); burst_latency_ms: "
-        "each speech burst's first sample sent -> the first frame made from it; "
-        "mouth_lag_ms: lag at which the tracked mouth best follows the sent envelope "
-        "(= latency + the model's own response); av_offset_ms: video's lag behind the "
-        "returned audio of the same moment (> 0: video late), at the aiortc receiver",
+        "method": "latency_ms: every received frame's arrival - the capture time of the "
+        "end of the audio frame stamped into its picture (client clock only); "
+        "burst_latency_ms: each speech burst's first sample captured -> the first frame "
+        "made from it; mouth_lag_ms: lag from the end of an audio frame at which the "
+        "tracked mouth best follows the sent envelope (= latency + the model's own "
+        "response); av_offset_ms: each burst's first frame's arrival - its returned "
+        "voice's arrival (> 0: video late), at the aiortc receiver",
     }
 
 
 def _analyse(session: BenchSession, mesh, to_ibug68) -> dict:
     count = min(len(session.times), len(session.stamps), len(session.crops))
-    times, stamps = np.array(session.times[:count]), np.array(session.stamps[:count])
+    times, stamps = np.array(session.times[:count]), clean_stamps(session.stamps[:count])
     started = session.microphone.started_at or (times[0] if count else 0.0)
     opening = np.full(count, np.nan)
     for i, crop in enumerate(session.crops[:count]):
@@ -262,17 +302,18 @@ def _analyse(session: BenchSession, mesh, to_ibug68) -> dict:
     stamped = stamp_latencies(times, stamps, started)
     duration = times[-1] - times[0] if count > 1 else 0.0
     expected = int(duration * VIDEO_FPS) + 1 if count else 0
-    av_offset = audio_lag = None
-    try:  # the video's lag (middle of its audio frame) minus the returned audio's lag
-        audio_lag = session.peer.returned_audio_lag(
-            session.microphone, session.bursts.signal, SAMPLE_RATE, max_lag_s=1.5
-        )
-        av_offset = float(np.median(stamped)) - FRAME_S / 2 - audio_lag
-    except (RuntimeError, IndexError, ValueError):
-        pass
+    voice = _returned_voice_onsets(session)  # arrival of each returned burst's voice
+    offsets = [
+        first - voice[voice > t0][0]
+        for t0, first in zip(sent, bursts + sent, strict=True)
+        if np.isfinite(first) and (voice > t0).any()
+    ]
+    av_offset = float(np.median(offsets)) if offsets else None
+    voice_lags = [voice[voice > t0][0] - t0 for t0 in sent if (voice > t0).any()]
+    audio_lag = float(np.median(voice_lags)) if voice_lags else None
     public = {
         "session_id": session.session_id,
-        "fps": round(session.fps_between(times[0], times[-1]), 2) if count > 2 else 0.0,
+        "fps": round(session.fps(), 2),
         "frames": count,
         "frames_missing": max(0, expected - count),
         "face_tracked": round(float(np.isfinite(opening).mean()), 3) if count else 0.0,
@@ -282,9 +323,18 @@ def _analyse(session: BenchSession, mesh, to_ibug68) -> dict:
         "mouth_correlation": round(r, 3),
         "returned_audio_lag_ms": None if audio_lag is None else round(1000 * audio_lag, 1),
         "av_offset_ms": None if av_offset is None else round(1000 * av_offset, 1),
-        "dropped": session.dropped,
+        "dropped": session.dropped_at is not None,
+        "error": session.error,
     }
     return {"public": public, "stamped": stamped, "bursts": bursts, "av_offset": av_offset}
+
+
+def _returned_voice_onsets(session: BenchSession) -> np.ndarray:
+    """Arrival times (client clock) where the returned voice starts after silence."""
+    received = session.peer.received
+    if not received.audio or received.audio_started is None:
+        return np.zeros(0)
+    return received.audio_started + sound_onsets(session.peer.returned_audio(), received.audio_rate)
 
 
 def _server_figures(before: dict, after: dict, wall: float) -> dict:
@@ -403,13 +453,17 @@ def run(args) -> int:
         return 2
     result = asyncio.run(run_live(options))
     text = json.dumps(result, indent=2)
-    if args.json:
-        tmp = args.json.with_name(args.json.name + ".partial")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.json)
-    if args.plot and "error" not in result:
-        from server.bench_plot import plot_live
-
-        plot_live(result, args.plot)
     print(text)
+    try:
+        if args.json:
+            tmp = args.json.with_name(args.json.name + ".partial")
+            tmp.write_text(text + "\n")
+            tmp.replace(args.json)
+        if args.plot and "error" not in result:
+            from server.bench_plot import plot_live
+
+            plot_live(result, args.plot)
+    except OSError as e:
+        print(f"evp bench live: cannot write the results: {e}", file=sys.stderr)
+        return 2
     return 2 if "error" in result else 0

@@ -20,12 +20,10 @@ import av
 import numpy as np
 
 from engine.constants import SAMPLE_RATE
-from server.bench_analysis import FRAME_S, percentiles_ms
+from server.bench_analysis import clean_stamps, onset_stamp, percentiles_ms, sound_onsets
 from server.frame_stamp import read_stamp
 
 RATE = SAMPLE_RATE
-SILENCE_BEFORE_ONSET_S = 0.8
-ONSET_LEVEL = 0.02  # RMS of a 10 ms block: speech has begun
 
 
 def write_recording(session, path: Path) -> None:
@@ -43,7 +41,18 @@ def write_recording(session, path: Path) -> None:
     stereo = np.zeros((2, length), np.float32)
     stereo[0, : sent.size] = sent
     stereo[1, max(offset, 0) : max(offset, 0) + returned.size] = returned[max(-offset, 0) :]
+    if not session.pictures:
+        raise ValueError("the recorded session received no video")
     partial = path.with_name(path.name + ".partial.mp4")
+    try:
+        _write(session, partial, started, stereo, length)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
+
+
+def _write(session, partial: Path, started: float, stereo: np.ndarray, length: int) -> None:
     height, width = session.pictures[0].shape
     with av.open(str(partial), mode="w") as container:
         video = container.add_stream("libx264", rate=25)
@@ -72,20 +81,6 @@ def write_recording(session, path: Path) -> None:
             frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
             container.mux(audio.encode(frame))
         container.mux(audio.encode(None))
-    partial.replace(path)
-
-
-def onsets(signal: np.ndarray, rate: int) -> np.ndarray:
-    """Seconds where sound starts after at least SILENCE_BEFORE_ONSET_S of silence."""
-    hop = rate // 100
-    rms = np.sqrt(np.mean(signal[: signal.size // hop * hop].reshape(-1, hop) ** 2, axis=1))
-    loud = rms > ONSET_LEVEL
-    quiet_run, out = 0, []
-    for i, on in enumerate(loud):
-        if on and quiet_run >= SILENCE_BEFORE_ONSET_S * 100:
-            out.append(i / 100)
-        quiet_run = 0 if on else quiet_run + 1
-    return np.array(out)
 
 
 def analyse_recording(path: Path) -> dict:
@@ -99,12 +94,11 @@ def analyse_recording(path: Path) -> dict:
             [f.to_ndarray() for f in container.decode(audio=0)], axis=1
         )  # (2, n), fltp
         rate = container.streams.audio[0].rate
-    times, stamps = np.array(times), np.array(stamps)
-    sent_onsets, returned_onsets = onsets(audio[0], rate), onsets(audio[1], rate)
+    times, stamps = np.array(times), clean_stamps(stamps)
+    sent_onsets, returned_onsets = sound_onsets(audio[0], rate), sound_onsets(audio[1], rate)
     latencies = []
     for onset in sent_onsets:
-        first = int(np.floor(onset / FRAME_S + 1e-9)) + 1
-        hits = np.flatnonzero(stamps >= first)
+        hits = np.flatnonzero(stamps >= onset_stamp(onset))
         latencies.append(times[hits[0]] - onset if hits.size else np.nan)
     # A/V offset in the file: each burst's first picture against its returned voice.
     offsets = []

@@ -20,6 +20,7 @@ from engine.audio.pcm import float_to_int16
 from server.media import audio_frame_to_planar
 
 AUDIO_PTIME = 0.02
+SIGNALLING_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 class ServerRefused(RuntimeError):
@@ -42,14 +43,16 @@ class WavMicrophone(MediaStreamTrack):
         self._loop = loop
         self._samples = int(sample_rate * AUDIO_PTIME)
         self._sent = 0
-        self.started_at: float | None = None  # time.monotonic() of the first frame
+        # time.monotonic() of the stream's first sample, as a microphone would capture it:
+        # each 20 ms packet leaves when its last sample has been captured.
+        self.started_at: float | None = None
 
     async def recv(self):
         if self.readyState != "live":
             raise MediaStreamError
         if self.started_at is None:
             self.started_at = time.monotonic()
-        wait = self.started_at + self._sent / self._rate - time.monotonic()
+        wait = self.started_at + (self._sent + self._samples) / self._rate - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         begin = self._sent % self._pcm.size if self._loop else self._sent
@@ -131,7 +134,7 @@ class Peer:
         return {"sdp": self.pc.localDescription.sdp, "type": "offer"}
 
     async def talk(self, **extra) -> dict:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http:
             async with http.post(
                 f"{self.base_url}/api/offer", json=await self._offer() | extra
             ) as r:
@@ -144,7 +147,7 @@ class Peer:
 
     async def watch(self, session_id: str, token: str) -> dict:
         url = f"{self.base_url}/api/sessions/{session_id}/viewers?token={token}"
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http:
             async with http.post(url, json=await self._offer()) as r:
                 body = await r.json()
                 if r.status != 200:

@@ -13,7 +13,7 @@ def test_stamps_survive_h264_at_the_served_bitrate():
     rng = np.random.default_rng(0)
     encoder = SharedH264(512, 512)
     decoder = av.CodecContext.create("h264", "r")
-    values = [0, 1, 2, 1234, 99_999, (1 << 24) - 1] * 3
+    values = [0, 1, 2, 1234, 99_999, (1 << 20) - 1] * 3
     decoded = []
     for i, value in enumerate(values):
         rgb = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)  # hard to code: noise
@@ -23,7 +23,10 @@ def test_stamps_survive_h264_at_the_served_bitrate():
             decoded += [read_stamp(f.to_ndarray(format="rgb24")) for f in decoder.decode(packet)]
     assert decoded == values[: len(decoded)] and len(decoded) >= len(values) - 1
     with pytest.raises(ValueError, match="holds"):
-        stamp(i420, 512, 1 << 24)
+        stamp(i420, 512, 1 << 20)
+    assert read_stamp(np.full((64, 256), 128, np.uint8)) is None  # no marker: no number
+    with pytest.raises(ValueError, match="narrower"):
+        stamp(np.zeros((96, 64), np.uint8), 64, 1)
 
 
 async def test_a_bench_session_shows_which_audio_each_frame_was_made_from(server, speech):
@@ -34,7 +37,7 @@ async def test_a_bench_session_shows_which_audio_each_frame_was_made_from(server
         await wait_for(lambda: len(peer.received.video_frames) >= 75, timeout=10)
     finally:
         await peer.close()
-    shown = np.array([read_stamp(f) - 1 for f in peer.received.video_frames])
+    shown = np.array([read_stamp(f) - 1 for f in peer.received.video_frames])  # all stamped
     times = np.array(peer.received.video_times)
     live = shown >= 0
     assert live.sum() > 40 and np.all(np.diff(shown[live]) >= 0)  # audio frames in order
