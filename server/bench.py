@@ -20,7 +20,7 @@ from aiohttp import web
 from engine.constants import SAMPLE_RATE
 from engine.wav import read_wav
 from server.app import create_app
-from server.client import Peer, WavMicrophone, free_local_port, wait_for
+from server.client import Peer, WavMicrophone, fetch_metrics, free_local_port, wait_for
 from server.settings import ServerSettings
 
 
@@ -46,8 +46,7 @@ async def bench_transport(
         first_frame = max(p.received.video_times[0] for p in peers)
         async with aiohttp.ClientSession() as http:
             stats = await asyncio.gather(*(_collect(http, url, p, seconds) for p in peers))
-            async with http.get(f"{url}/metrics") as response:
-                metrics = _parse_metrics(await response.text())
+            metrics = await fetch_metrics(http, url)
         per_session = []
         for peer, microphone, collected in zip(peers, microphones, stats, strict=True):
             latencies = [s["latency_ms"] for s in collected if s["latency_ms"] is not None]
@@ -113,16 +112,6 @@ async def _collect(http: aiohttp.ClientSession, url: str, peer: Peer, seconds: f
             if message["type"] == "stats":
                 stats.append(message)
     return stats
-
-
-def _parse_metrics(text: str) -> dict[str, float]:
-    """Unlabelled samples of a Prometheus exposition, by name."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, _, value = line.partition(" ")
-            out[name] = float(value)
-    return out
 
 
 def run(args) -> int:

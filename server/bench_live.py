@@ -21,7 +21,6 @@ server is closed on the way out, whatever happened.
 import asyncio
 import json
 import logging
-import re
 import socket
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from server.bench_analysis import (
     stamp_latencies,
     stamp_onsets,
 )
-from server.client import Peer, ServerRefused, WavMicrophone
+from server.client import Peer, ServerRefused, WavMicrophone, fetch_metrics
 from server.frame_stamp import read_stamp
 
 logger = logging.getLogger(__name__)
@@ -149,11 +148,11 @@ async def run_live(options: LiveOptions) -> dict:
             url = await server.start()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             face_box = await _face_box(http, url)
-            before = await _metrics(http, url)
+            before = await fetch_metrics(http, url)
             started = time.monotonic()
             ramp = await _run_sessions(options, url, sources, face_box, sessions)
             wall = time.monotonic() - started
-            after = await _metrics(http, url)
+            after = await fetch_metrics(http, url)
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         result = await asyncio.to_thread(_report, options, sessions, before, after, wall)
         if options.record is not None and sessions:
@@ -341,9 +340,9 @@ def _server_figures(before: dict, after: dict, wall: float) -> dict:
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
 
-    def mean_ms(name: str) -> float | None:
-        count = delta(f"{name}_count")
-        return round(1000 * delta(f"{name}_sum") / count, 2) if count else None
+    def mean_ms(name: str, labels: str = "") -> float | None:
+        count = delta(f"{name}_count{labels}")
+        return round(1000 * delta(f"{name}_sum{labels}") / count, 2) if count else None
 
     return {
         "cpu_percent": round(100 * delta("process_cpu_seconds_total") / wall, 1) if wall else None,
@@ -351,7 +350,7 @@ def _server_figures(before: dict, after: dict, wall: float) -> dict:
         "frame_compute_ms_mean": mean_ms("evp_frame_compute_seconds"),
         "frame_latency_ms_mean": mean_ms("evp_frame_latency_seconds"),
         "stage_ms_mean": {
-            stage: mean_ms(f'evp_stage_seconds{{stage="{stage}"}}')
+            stage: mean_ms("evp_stage_seconds", f'{{stage="{stage}"}}')
             for stage in ("landmarks", "render")
         },
         "frontend_ms_mean": mean_ms("evp_stage_frontend_seconds"),
@@ -359,28 +358,6 @@ def _server_figures(before: dict, after: dict, wall: float) -> dict:
         "frames_late": int(delta("evp_video_frames_late_total")),
         "refused": int(delta("evp_sessions_refused_total")),
     }
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? ([-+0-9.eEinfa]+)$")
-
-
-async def _metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    """The server's Prometheus samples by name (labels kept in the name)."""
-    async with http.get(f"{url}/metrics") as response:
-        text = await response.text()
-    out = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match:
-            name, labels, value = match.groups()
-            if labels:
-                suffix = (
-                    "_sum" if name.endswith("_sum") else "_count" if name.endswith("_count") else ""
-                )
-                base = name[: -len(suffix)] if suffix else name
-                name = f"{base}{labels}{suffix}"
-            out[name] = float(value)
-    return out
 
 
 async def _face_box(http: aiohttp.ClientSession, url: str) -> list[int]:

@@ -5,6 +5,7 @@ Used by the tests and by ``evp bench``: it speaks the public API exactly as a br
 
 import asyncio
 import fractions
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -206,6 +207,19 @@ class Peer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) ([-+0-9.eEinfa]+)$")
+
+
+async def fetch_metrics(http: aiohttp.ClientSession, base_url: str) -> dict[str, float]:
+    """The server's Prometheus samples, keyed as written: ``name`` or
+    ``name{label="value"}``."""
+    async with http.get(f"{base_url}/metrics") as response:
+        text = await response.text()
+    return {
+        match[1]: float(match[2]) for line in text.splitlines() if (match := _SAMPLE.match(line))
+    }
 
 
 def free_local_port() -> int:

@@ -39,7 +39,7 @@ class SessionClosed(EngineError):
     """The session's pipeline was closed before its frame was made."""
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity
 class _Job:
     session: PortraitSession
     steps: list[FrameFeatures]

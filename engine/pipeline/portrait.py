@@ -60,7 +60,6 @@ class TickTimes:
     landmarks: float = 0.0  # emotion control, Ec + LSTM steps (batched)
     render: float = 0.0  # alignment, guidance, generator, compositing
     sessions: int = 0
-    steps: int = 0  # audio frames stepped (a late session may step several in one tick)
 
 
 class PortraitSession:
@@ -233,6 +232,5 @@ class PortraitEngine:
             for session, steps in work:
                 if depth < len(steps):
                     session.frontal, session.index = frontal[session.id], steps[depth].index
-            times.steps += len(requests)
         times.landmarks = time.perf_counter() - started
         return times
