@@ -12,7 +12,7 @@ latency from each burst's first sample to the frame whose mouth starts to move (
 same from the frame stamps, as a cross-check), the A/V offset of the returned stream,
 the server's per-stage timings, CPU and memory (from its /metrics).
 
-``--ramp`` adds one session every ``--seconds`` until a session's fps falls below 24 or
+``--ramp`` adds one session every ``--seconds`` until a session's fps falls below ``--min-fps`` (24) or
 the stamped p95 latency exceeds ``--latency-limit-ms``, and reports the most sessions
 that held. Every loop is bounded in count and time, and every peer, socket and spawned
 server is closed on the way out, whatever happened.
@@ -67,6 +67,7 @@ class LiveOptions:
     ramp: bool = False
     wavs: list[Path] = field(default_factory=list)
     latency_limit_ms: float = 1000.0
+    min_fps: float = MIN_FPS  # ramp: a session below this did not hold
     record: Path | None = None  # write the first session's streams here (MP4)
 
 
@@ -208,7 +209,11 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
         fps = [s.fps_in(*window) for s in sessions]
         latency = np.concatenate([_window_latencies(s, *window) for s in sessions] or [[]])
         p95 = percentiles_ms(latency)["p95"]
-        held = bool(min(fps) >= MIN_FPS and p95 is not None and p95 <= options.latency_limit_ms)
+        held = bool(
+            min(fps) >= options.min_fps
+            and p95 is not None
+            and p95 <= options.latency_limit_ms
+        )
         steps.append(
             {"sessions": len(sessions), "fps_min": round(min(fps), 2), "latency_p95_ms": p95,
              "held": held}
@@ -423,6 +428,7 @@ def run(args) -> int:
         ramp=args.ramp,
         wavs=args.wav or [],
         latency_limit_ms=args.latency_limit_ms,
+        min_fps=args.min_fps,
         record=args.record,
     )
     if options.url is None and not args.spawn:

@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--ramp", action="store_true", help="add sessions until one falls short")
     live.add_argument("--latency-limit-ms", type=float, default=1000.0, help="ramp: p95 limit")
     live.add_argument(
+        "--min-fps", type=float, default=24.0, help="ramp: the fps every session must keep"
+    )
+    live.add_argument(
         "--wav", type=Path, action="append", help="speech to send (repeatable; default: bundled)"
     )
     live.add_argument("--json", type=Path, help="also write the results here")
