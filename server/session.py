@@ -29,7 +29,6 @@ from functools import partial
 from typing import Protocol
 
 import av
-import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -42,6 +41,7 @@ from engine.avatar.bundle import Avatar
 from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
 from engine.emotion_state import EmotionState
 from engine.errors import EngineError
+from engine.pipeline.h264 import H264Stream, to_i420
 from engine.pipeline.portrait import PortraitFrame, PortraitSession
 from engine.playout import PlayoutClock
 from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
@@ -53,7 +53,7 @@ from server.offer import OfferError, check_offer
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
 from server.tracks import Broadcast, SubscriberTrack
-from server.video_encoder import SharedH264, h264_preferences, offers_h264
+from server.video_encoder import h264_preferences, offers_h264
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Session:
         self._clock = PlayoutClock(self.pipeline_delay_s)
         self._tasks = TaskSupervisor(f"session {session_id}", self._task_failed)
         self._video = Broadcast("video", yuv420p_frame, max_queue=2)  # receivers without H.264
-        self._encoder = SharedH264(*avatar.size)
+        self._encoder = H264Stream(*avatar.size)
         self._h264 = Broadcast(
             "video", _packet, max_queue=2, on_overflow=self._encoder.request_keyframe
         )
@@ -615,7 +615,7 @@ def _top(probabilities: dict[str, float] | None) -> dict | None:
 def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:
     """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again),
     stamped with its audio frame for benchmarks."""
-    i420 = cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
+    i420 = to_i420(frame.image)
     if stamped:
         stamp(i420, frame.image.shape[0], frame.index + 1)
     return i420

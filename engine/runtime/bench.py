@@ -12,14 +12,13 @@ milliseconds p50/p95/p99 per stage and per whole frame:
     guidance    crop, sketch, mask and generator input
     generator   the avatar's generator
     composite   blending the face into the full frame
-    encode      RGB -> I420 and H.264 (libx264, ultrafast, zerolatency), as sent
+    encode      RGB -> I420 and H.264: the server's own encoder (engine.pipeline.h264)
 
 Then the neural part's throughput as sessions grow: Ec + LSTM step at batch 1..64, and
 the generator at batch 1..8, in frames per second. ``plot_engine`` draws both.
 """
 
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from engine.constants import (
     MFCC_N_COEFFS,
     MFCC_WINDOW_FRAMES,
     N_LANDMARKS,
+    PTS_PER_VIDEO_FRAME,
     SAMPLE_RATE,
     SAMPLES_PER_VIDEO_FRAME,
     VIDEO_FPS,
@@ -48,19 +48,15 @@ def percentiles_ms(seconds: list[float]) -> dict:
 
 
 def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: float = 10.0) -> dict:
-    import av
-
     from engine.audio.frontend import AudioFrontEnd, FrontEndOptions
     from engine.avatar.samples import generator_input, to_image
+    from engine.pipeline.h264 import H264Stream, to_i420
     from engine.pipeline.portrait import PortraitEngine
 
     engine = PortraitEngine.load(backend)
     session = engine.open("bench", avatar, EmotionState(mode="auto"))
     renderer = session.renderer
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height = avatar.manifest.width, avatar.manifest.height
-    encoder.pix_fmt, encoder.time_base = "yuv420p", Fraction(1, VIDEO_FPS)
-    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
+    encoder = H264Stream(avatar.manifest.width, avatar.manifest.height)
 
     frontend = AudioFrontEnd(options=FrontEndOptions(window=engine.window))
     audio = audio[: int(seconds * SAMPLE_RATE)]
@@ -86,9 +82,7 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
             marks.append(time.perf_counter())
             frame = renderer.composite(index, crop, sample.mask)
             marks.append(time.perf_counter())
-            encoder.encode(
-                av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
-            )
+            encoder.encode(to_i420(frame), record.index * PTS_PER_VIDEO_FRAME)
             marks.append(time.perf_counter())
             for name, spent in zip(STAGES[1:], np.diff(marks), strict=True):
                 stages[name].append(spent)

@@ -6,12 +6,12 @@ import pytest
 from engine.constants import SAMPLE_RATE
 from server.client import Peer, WavMicrophone, wait_for
 from server.frame_stamp import read_stamp, stamp
-from server.video_encoder import SharedH264
+from engine.pipeline.h264 import H264Stream
 
 
 def test_stamps_survive_h264_at_the_served_bitrate():
     rng = np.random.default_rng(0)
-    encoder = SharedH264(512, 512)
+    encoder = H264Stream(512, 512)
     decoder = av.CodecContext.create("h264", "r")
     values = [0, 1, 2, 1234, 99_999, (1 << 20) - 1] * 3
     decoded = []
