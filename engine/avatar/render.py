@@ -16,9 +16,17 @@ import cv2
 import numpy as np
 
 from engine.avatar.bundle import Avatar
-from engine.avatar.samples import CropSample, crop_sample, generator_input, to_image
+from engine.avatar.samples import (
+    CropSample,
+    crop_sample,
+    feathered_mask,
+    generator_input,
+    to_image,
+)
 from engine.errors import AvatarError
 from engine.runtime.generator import OnnxGenerator
+
+MASK_CACHE_BYTES = 64 * 2**20  # loop frames' own face masks, kept when they fit
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,20 @@ class FaceRenderer:
         self.size = self.generator.size
         if self.size != int(avatar.manifest.generator["size"]):
             raise AvatarError(f"{avatar.generator_onnx} does not match the manifest's size")
+        # Each loop frame's own face mask depends on the frame alone: made once when the
+        # masks of all frames fit in MASK_CACHE_BYTES, else every time.
+        frames = avatar.frames.shape[0]
+        self._own_masks: dict[int, np.ndarray] | None = (
+            {} if frames * self.size**2 * 4 <= MASK_CACHE_BYTES else None
+        )
+
+    def _own_mask(self, index: int) -> np.ndarray | None:
+        if self._own_masks is None:
+            return None
+        if index not in self._own_masks:
+            own = self.box.apply(self.avatar.track.landmarks[index], self.size)
+            self._own_masks[index] = feathered_mask(own, self.size)
+        return self._own_masks[index]
 
     def sample(self, index: int, face68: np.ndarray) -> CropSample:
         track = self.avatar.track
@@ -47,6 +69,7 @@ class FaceRenderer:
             self.size,
             target_face=track.landmarks[index],
             edges=track.edge_map(index),
+            target_mask=self._own_mask(index),
         )
 
     def render(self, index: int, face68: np.ndarray) -> Rendered:

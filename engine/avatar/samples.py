@@ -51,20 +51,24 @@ def crop_sample(
     size: int,
     target_face: np.ndarray | None = None,
     edges: np.ndarray | None = None,
+    target_mask: np.ndarray | None = None,
 ) -> CropSample:
     """One generator sample from a full frame.
 
     face: (68, 2) frame-pixel landmarks drawn into the sketch (tracked or predicted);
     target_face: the frame's own tracked landmarks when they differ from ``face`` (the
     mask then covers both, so nothing of the old face shows); edges: the frame's stored
-    outside-face edges at the crop size, computed here when None.
+    outside-face edges at the crop size, computed here when None; target_mask:
+    ``feathered_mask`` of ``target_face`` on the crop when the caller keeps it (it depends
+    on the frame alone).
     """
     rgb = crop_image(frame, box, size)
     drawn = box.apply(face, size)
     own = drawn if target_face is None else box.apply(target_face, size)
     mask = feathered_mask(drawn, size)
     if target_face is not None:
-        mask = np.maximum(mask, feathered_mask(own, size))
+        own_mask = feathered_mask(own, size) if target_mask is None else target_mask
+        mask = np.maximum(mask, own_mask)
     if edges is None:
         edges = outside_edges(rgb, own)
     edges = np.where(mask < 0.5, edges, 0).astype(np.uint8)  # nothing of the face's own edges
@@ -73,10 +77,19 @@ def crop_sample(
 
 
 def generator_input(sample: CropSample) -> np.ndarray:
-    """CropSample -> (10, S, S) float32 in the layout engine.avatar.generator documents."""
-    mask = sample.mask[None]
-    rgb = sample.rgb.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
-    return np.concatenate([sample.guidance.astype(np.float32) / 255.0, rgb * (1 - mask), mask])
+    """CropSample -> (10, S, S) float32 in the layout engine.avatar.generator documents.
+
+    Written channel by channel into one array (no temporaries of the whole input: this
+    runs once per live frame)."""
+    n_guidance, size = sample.guidance.shape[0], sample.mask.shape[0]
+    x = np.empty((n_guidance + 4, size, size), np.float32)
+    np.multiply(sample.guidance, np.float32(1 / 255), out=x[:n_guidance])
+    frame = x[n_guidance : n_guidance + 3]
+    np.multiply(sample.rgb.transpose(2, 0, 1), np.float32(1 / 127.5), out=frame)
+    frame -= np.float32(1)
+    frame *= np.float32(1) - sample.mask
+    x[-1] = sample.mask
+    return x
 
 
 def to_image(output: np.ndarray) -> np.ndarray:

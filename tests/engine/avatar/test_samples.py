@@ -40,3 +40,16 @@ def test_generator_input_layout(tracked):  # noqa: F811
     rgb = x[6:9].transpose(1, 2, 0)
     assert np.array_equal(to_image(rgb.transpose(2, 0, 1))[outside], sample.rgb[outside])
     assert np.abs(rgb[sample.mask == 1]).max() == 0  # the face is blanked out
+    expected = (sample.rgb.astype(np.float32) / 127.5 - 1.0) * (1 - sample.mask[..., None])
+    np.testing.assert_allclose(rgb, expected, atol=1e-6)
+
+
+def test_a_kept_target_mask_gives_the_same_sample(tracked):  # noqa: F811
+    frame, landmarks = tracked
+    box = stable_crop(landmarks[None], frame.shape[:2])
+    moved = landmarks + [3.0, 6.0]
+    fresh = crop_sample(frame, moved, box, 96, target_face=landmarks)
+    kept = feathered_mask(box.apply(landmarks, 96), 96)
+    reused = crop_sample(frame, moved, box, 96, target_face=landmarks, target_mask=kept)
+    for a, b in zip(fresh.__dict__.values(), reused.__dict__.values(), strict=True):
+        assert np.array_equal(a, b)
