@@ -45,20 +45,20 @@ class FaceRenderer:
         self.size = self.generator.size
         if self.size != int(avatar.manifest.generator["size"]):
             raise AvatarError(f"{avatar.generator_onnx} does not match the manifest's size")
-        # Each loop frame's own face mask depends on the frame alone: made once when the
-        # masks of all frames fit in MASK_CACHE_BYTES, else every time.
+        # Each loop frame's own face mask depends on the frame alone: all are made here
+        # (about 1 ms each, when the avatar loads, so no live frame pays for one and
+        # memory does not grow while sessions run) if they fit in MASK_CACHE_BYTES; else
+        # each frame makes its own.
         frames = avatar.frames.shape[0]
-        self._own_masks: dict[int, np.ndarray] | None = (
-            {} if frames * self.size**2 * 4 <= MASK_CACHE_BYTES else None
-        )
+        self._own_masks: list[np.ndarray] | None = None
+        if frames * self.size**2 * 4 <= MASK_CACHE_BYTES:
+            self._own_masks = [
+                feathered_mask(self.box.apply(landmarks, self.size), self.size)
+                for landmarks in avatar.track.landmarks
+            ]
 
     def _own_mask(self, index: int) -> np.ndarray | None:
-        if self._own_masks is None:
-            return None
-        if index not in self._own_masks:
-            own = self.box.apply(self.avatar.track.landmarks[index], self.size)
-            self._own_masks[index] = feathered_mask(own, self.size)
-        return self._own_masks[index]
+        return None if self._own_masks is None else self._own_masks[index]
 
     def sample(self, index: int, face68: np.ndarray) -> CropSample:
         track = self.avatar.track
