@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import EngineError
+from engine.avatar.bundle import AvatarLibrary
+from engine.errors import AvatarError, EngineError
 from engine.evaluation.cli import add_eval_commands
 from engine.model.cli import add_landmarks_command
 from engine.pipeline.cli import add_render_command
@@ -183,7 +184,36 @@ def _avatar_build(args: argparse.Namespace) -> int:
     )
     args.avatars.mkdir(parents=True, exist_ok=True)
     path = build_avatar(args.source, args.name, args.avatars, options)
+    if not args.no_int8:
+        _quantize_or_say_why(AvatarLibrary(args.avatars).get(args.name))
     print(path)
+    return 0
+
+
+def _quantize_or_say_why(avatar) -> dict | None:
+    from engine.avatar.quantize import quantize_generator
+
+    try:
+        report = quantize_generator(avatar)
+    except AvatarError as e:
+        print(f"evp avatar: {e}", file=sys.stderr)
+        return None
+    int8, fp32 = report["int8"], report["fp32"]
+    print(
+        f"evp avatar: INT8 generator for ONNX Runtime: held-out SSIM {int8['ssim']:.4f} "
+        f"(FP32 {fp32['ssim']:.4f}), PSNR {int8['psnr']:.2f} dB (FP32 {fp32['psnr']:.2f})",
+        file=sys.stderr,
+    )
+    return report
+
+
+def _avatar_quantize(args: argparse.Namespace) -> int:
+    import json
+
+    report = _quantize_or_say_why(AvatarLibrary(args.avatars).get(args.name))
+    if report is None:
+        return 2
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -368,7 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--device", help="generator training device, e.g. cpu or cuda (default: cuda if available)"
     )
+    build.add_argument(
+        "--no-int8", action="store_true", help="skip the INT8 generator (engine.avatar.quantize)"
+    )
     build.set_defaults(handler=_avatar_build)
+    quantize = avatar_commands.add_parser(
+        "quantize",
+        help="add an INT8 generator for ONNX Runtime, kept only if held-out quality holds",
+    )
+    quantize.add_argument("name", help="avatar name")
+    quantize.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS, help="bundle directory")
+    quantize.set_defaults(handler=_avatar_quantize)
 
     add_train_commands(commands)
     add_eval_commands(commands)

@@ -59,7 +59,7 @@ class AvatarManifest:
     height: int
     frames_file: str
     crop: dict  # {"x", "y", "size"}: the square face crop in frame pixels
-    generator: dict  # {"size", "widths", "blocks", "weights", "onnx"}
+    generator: dict  # {"size", "widths", "blocks", "weights", "onnx"[, "onnx_int8", ...]}
     held_out: list  # loop frame indices kept out of generator training
     validation: dict = field(default_factory=dict)  # engine.evaluation.avatar figures
     build: dict = field(default_factory=dict)  # command, steps, seconds, versions
@@ -185,6 +185,12 @@ class Avatar:
     @property
     def generator_onnx(self) -> Path:
         return self.directory / self.manifest.generator["onnx"]
+
+    @property
+    def generator_onnx_int8(self) -> Path | None:
+        """The INT8 generator (engine.avatar.quantize), if the bundle has one."""
+        name = self.manifest.generator.get("onnx_int8")
+        return None if name is None else self.directory / name
 
     @property
     def generator_weights(self) -> Path:

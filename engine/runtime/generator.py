@@ -1,7 +1,8 @@
 """An avatar's generator on ONNX Runtime or PyTorch: (N, 10, S, S) -> (N, 3, S, S).
 
-All read the avatar bundle: ``generator.onnx`` for ONNX Runtime (serving needs no torch)
-and for TensorRT engines (engine.runtime.tensorrt), ``generator.safetensors`` for
+All read the avatar bundle: ``generator.onnx`` for ONNX Runtime (serving needs no torch;
+``generator.int8.onnx`` instead when the bundle has one, engine.avatar.quantize) and for
+TensorRT engines (engine.runtime.tensorrt), ``generator.safetensors`` for
 PyTorch (CPU, or CUDA in FP16 with CUDA graphs). ``load_generator_runtime`` picks like
 engine.runtime.landmarks (engine.runtime.backends.choose).
 """
@@ -17,10 +18,9 @@ REBUILD = "rebuild the avatar with `evp avatar build`"
 
 
 class OnnxGenerator:
-    name = "onnx"
-
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.threads = threads or default_threads()
+        self.name = "onnx-int8" if Path(path).name.endswith(".int8.onnx") else "onnx"
         self._session = cpu_session(path, self.threads, REBUILD)
         (self._input,) = self._session.get_inputs()
         self.size = int(self._input.shape[-1])
@@ -77,7 +77,7 @@ def load_generator_runtime(
                 avatar.generator_onnx, engines_dir, avatar.manifest.name
             ),
             "torch": lambda: TorchGenerator(avatar.generator_weights, device),
-            "onnx": lambda: OnnxGenerator(avatar.generator_onnx),
+            "onnx": lambda: OnnxGenerator(avatar.generator_onnx_int8 or avatar.generator_onnx),
         },
         f"the generator of avatar {avatar.manifest.name}",
     )
