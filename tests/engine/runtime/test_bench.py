@@ -6,7 +6,7 @@ from server.settings import DEFAULT_AVATARS
 def test_the_engine_benchmark_reports_every_stage_in_the_documented_shape(speech, tmp_path):
     avatar = AvatarLibrary(DEFAULT_AVATARS).get("default")
     result = bench_engine(speech, avatar, "onnx", seconds=1.0)
-    assert result["backend"] == {"landmarks": "onnx", "generator": "onnx"}
+    assert result["backend"] == {"landmarks": "onnx", "generator": "onnx-int8"}  # shipped
     assert result["frames"] >= 15  # a second of audio, minus the look-ahead and 5 warm-up frames
     assert set(result["per_frame_ms"]) == {"p50", "p95", "p99"} and result["fps"] > 0
     assert set(result["stages"]) == {
