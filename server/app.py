@@ -59,7 +59,7 @@ class EvpServer:
         self.metrics = ServerMetrics()
         self.avatars = AvatarLibrary(settings.avatars_dir)
         self.sessions: dict[str, Session | None] = {}  # None: being set up
-        # The one engine worker: all model/analysis/render work runs here, off the loop.
+        # The one engine worker: all model and render work runs here, off the loop.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
         # Every session's audio front-end (about 1 ms a packet), never behind a render.
         self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-audio")

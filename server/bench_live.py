@@ -12,8 +12,8 @@ latency from each burst's first sample to the frame whose mouth starts to move (
 same from the frame stamps, as a cross-check), the A/V offset of the returned stream,
 the server's per-stage timings, CPU and memory (from its /metrics).
 
-``--ramp`` adds one session every ``--seconds`` until a session's fps falls below ``--min-fps`` (24) or
-the stamped p95 latency exceeds ``--latency-limit-ms``, and reports the most sessions
+``--ramp`` adds one session every ``--seconds`` until a session's fps falls below
+``--min-fps`` (24) or the stamped p95 latency exceeds ``--latency-limit-ms``, and reports the most sessions
 that held. Every loop is bounded in count and time, and every peer, socket and spawned
 server is closed on the way out, whatever happened.
 """

@@ -2,7 +2,7 @@
 
 Data flow inside a session::
 
-    peer mic --(aiortc)--> _receive_audio --(analysis thread)--> AudioFrontEnd --> _ready frames
+    peer mic --(aiortc)--> _receive_audio --(audio thread)--> AudioFrontEnd --> _ready frames
                                   \\--> AudioHistory (mono, input rate)
     _video_loop (25 fps clock) : PlayoutClock -> audio frames due -> InferenceWorker (batched
                                  with other sessions: emotion, Ec + LSTM, 3D-aware pose,
@@ -596,8 +596,8 @@ class Session:
 def _analyse(
     epoch: _Epoch, planar: np.ndarray, gap_samples: int
 ) -> tuple[list[FrameFeatures], np.ndarray, PcmReport]:
-    """Runs on the analysis thread: downmix, fill a gap with silence, analyse; also returns the
-    mono audio at RETURN_AUDIO_RATE for the return path."""
+    """Runs on the audio thread: downmix, fill a gap with silence, analyse; also returns
+    the mono audio at RETURN_AUDIO_RATE for the return path."""
     mono, report = to_mono_float32(planar)
     if gap_samples:
         mono = np.concatenate([np.zeros(gap_samples, np.float32), mono])

@@ -6,8 +6,8 @@ and gets its own PyAV frame around the shared array: encoders mutate the frames 
 given (picture type, format), so frames are never shared between senders. A consumer that
 falls behind loses its oldest frames instead of delaying anyone else or growing latency,
 and ``on_overflow`` is told once when it reads again (an encoded stream then needs a
-keyframe). Already encoded
-packets (engine.pipeline.h264, server.video_encoder) are published the same way and shared as they are.
+keyframe). Already encoded packets (engine.pipeline.h264, server.video_encoder) are
+published the same way and shared as they are.
 """
 
 import asyncio

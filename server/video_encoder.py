@@ -2,14 +2,10 @@
 
 aiortc encodes each sender's frames itself, so a session with N viewers would encode every
 frame N + 1 times. Receivers that offer H.264 (browsers and aiortc do) are instead given
-this encoder's packets, which aiortc only packetizes (``H264Encoder.pack``). Settings
-follow aiortc's own H.264 encoder: libx264, constrained baseline, level 3.1, zero latency,
-1 Mbit/s. Packets cannot be re-encoded for one receiver, so keyframes come every
-``KEYFRAME_INTERVAL_S`` and whenever a receiver joins or loses packets (its queue
-overflowed), which is how each one (re)starts decoding.
-
-The encoder itself is engine.pipeline.h264.H264Stream; this module decides who gets its
-packets.
+one encoder's packets (engine.pipeline.h264.H264Stream), which aiortc only packetizes
+(``H264Encoder.pack``). This module decides who may take them; the session asks for a
+keyframe whenever a receiver joins or loses packets (its queue overflowed), which is how
+each one (re)starts decoding.
 """
 
 

@@ -18,9 +18,10 @@ REBUILD = "rebuild the avatar with `evp avatar build`"
 
 
 class OnnxGenerator:
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, name: str = "onnx") -> None:
+        """name: how logs and benchmarks call it ("onnx-int8" for a quantized model)."""
         self.threads = threads or default_threads()
-        self.name = "onnx-int8" if Path(path).name.endswith(".int8.onnx") else "onnx"
+        self.name = name
         self._session = cpu_session(path, self.threads, REBUILD)
         (self._input,) = self._session.get_inputs()
         self.size = int(self._input.shape[-1])
@@ -63,6 +64,13 @@ def check_input(guided: np.ndarray, size: int) -> None:
         raise ValueError(f"generator input must be (N, 10, {size}, {size}), got {guided.shape}")
 
 
+def _onnx_generator(avatar) -> OnnxGenerator:
+    """The bundle's INT8 generator when it has one (engine.avatar.quantize), else FP32."""
+    if avatar.generator_onnx_int8 is not None:
+        return OnnxGenerator(avatar.generator_onnx_int8, name="onnx-int8")
+    return OnnxGenerator(avatar.generator_onnx)
+
+
 def load_generator_runtime(
     avatar, backend: str = "auto", device: str | None = None, engines_dir: Path | None = None
 ):
@@ -77,7 +85,7 @@ def load_generator_runtime(
                 avatar.generator_onnx, engines_dir, avatar.manifest.name
             ),
             "torch": lambda: TorchGenerator(avatar.generator_weights, device),
-            "onnx": lambda: OnnxGenerator(avatar.generator_onnx_int8 or avatar.generator_onnx),
+            "onnx": lambda: _onnx_generator(avatar),
         },
         f"the generator of avatar {avatar.manifest.name}",
     )

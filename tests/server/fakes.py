@@ -23,11 +23,9 @@ class FixedCostRenderer:
     def __init__(self, avatar: Avatar, cost_s: float) -> None:
         self.avatar = avatar
         self.cost_s = cost_s
-        self.frames_rendered = 0
 
     def render(self, index: int, face68) -> Rendered:
         time.sleep(self.cost_s)
-        self.frames_rendered += 1
         return Rendered(frame=self.avatar.frames[index], crop=None, sample=None)
 
 

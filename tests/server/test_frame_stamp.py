@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from engine.constants import SAMPLE_RATE
+from engine.pipeline.h264 import H264Stream
 from server.client import Peer, WavMicrophone, wait_for
 from server.frame_stamp import read_stamp, stamp
-from engine.pipeline.h264 import H264Stream
 
 
 def test_stamps_survive_h264_at_the_served_bitrate():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.constants import SAMPLE_RATE, VIDEO_FPS
+from server.bench_analysis import clean_stamps, stamp_latencies
 from server.client import Peer, WavMicrophone, wait_for
 from server.frame_stamp import read_stamp
 from tests.server.fakes import FixedCostEngine
@@ -20,7 +21,8 @@ PERIOD_S = 1 / VIDEO_FPS
 
 
 class StampedPeer(Peer):
-    """A benchmark peer that keeps, per received frame, the audio frame stamped into it."""
+    """A benchmark peer that keeps the stamp of every received frame (server.frame_stamp:
+    the audio frame it shows, + 1)."""
 
     def __init__(self, url: str, signal: np.ndarray) -> None:
         self.mic = WavMicrophone(signal, SAMPLE_RATE)
@@ -28,16 +30,19 @@ class StampedPeer(Peer):
         self.stamps: list[int | None] = []
 
     def _read(self, frame, arrival: float) -> None:
-        stamp = read_stamp(frame.to_ndarray(format="gray"))
-        self.stamps.append(None if stamp is None else stamp - 1)  # the audio frame shown
+        self.stamps.append(read_stamp(frame.to_ndarray(format="gray")))
+
+    def shown(self) -> np.ndarray:
+        """The audio frame each frame showing audio was made from, in arrival order."""
+        stamps = clean_stamps(self.stamps)
+        return stamps[stamps > 0] - 1
 
     def latencies(self) -> np.ndarray:
         """Arrival of each frame showing audio minus the capture of that audio frame's end
-        (client clock only), seconds, in arrival order."""
-        shown = np.array([-1 if s is None else s for s in self.stamps])
-        times = np.array(self.received.video_times[: shown.size])
-        live = shown >= 0
-        return times[live] - (self.mic.started_at + (shown[live] + 1) * PERIOD_S)
+        (client clock only), seconds, in arrival order (as ``evp bench live`` times it)."""
+        stamps = clean_stamps(self.stamps)
+        times = np.array(self.received.video_times[: stamps.size])
+        return stamp_latencies(times, stamps, self.mic.started_at)
 
 
 def growth(values: np.ndarray) -> float:
@@ -87,8 +92,8 @@ async def test_a_cheap_frame_goes_out_on_every_tick_in_step_with_its_voice(serve
     ticks = stats["frames_sent"] + stats["frames_dropped"]
     assert stats["frames_dropped"] <= 0.05 * ticks, stats
     assert np.mean(frame_steps(peer.received) == 1) > 0.9
-    shown = [s for s in peer.stamps if s is not None and s >= 0]
-    assert len(shown) > 75 and np.all(np.diff(shown) >= 0)  # its audio frames, in order
+    shown = peer.shown()
+    assert shown.size > 75 and np.all(np.diff(shown) >= 0)  # its audio frames, in order
     # Each frame leaves when its audio is due: the pipeline delay after that audio was
     # captured, plus delivery (RTP, decode) on this host.
     latency = peer.latencies()

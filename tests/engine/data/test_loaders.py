@@ -86,7 +86,9 @@ def test_mead_names_in_both_layouts(shared_data, tmp_path):
 def test_talking_clips_and_clips_without_usable_audio(shared_data):
     clips, result = load_clips(shared_data / "talking")
     assert len(clips) == 5 and not result.skipped
-    assert all(c.audio_rate > 0 and c.fps > 20 and c.audio_rms > 0.01 for c in clips)
+    assert all(c.audio_rate > 0 and c.audio_rms > 0.01 for c in clips)
+    # The container's frame rate and frame count agree with its video duration.
+    assert all(abs(c.frames / c.fps - c.video_seconds) < 0.1 for c in clips), clips
     with pytest.raises(EngineError, match="no usable talking clips"):
         load_clips(shared_data / "mead")
     _, skipped = load_clips_or_skips(shared_data / "mead")
