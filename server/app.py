@@ -24,7 +24,9 @@ from engine.avatar.bundle import AvatarLibrary
 from engine.constants import EMOTIONS
 from engine.emotion_state import EmotionState
 from engine.errors import AvatarError, EngineError
+from engine.pipeline.h264 import H264Stream, to_i420
 from engine.pipeline.portrait import PortraitEngine
+from server.capacity import RETRY_AFTER_S, Capacity, FrameCost, MachineMeter, calibrate
 from server.control import ControlError, parse_emotion_spec
 from server.control_socket import serve_control_socket
 from server.inference import InferenceWorker
@@ -59,16 +61,21 @@ class EvpServer:
         self.metrics = ServerMetrics()
         self.avatars = AvatarLibrary(settings.avatars_dir)
         self.sessions: dict[str, Session | None] = {}  # None: being set up
-        # The one engine worker: all model and render work runs here, off the loop.
+        # The engine's own thread: its session state and every batched landmark step.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-worker")
+        # Sessions' renders, one per core at once (ONNX Runtime and OpenCV free the GIL).
+        threads = settings.render_pool_size()
+        self.renders = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="evp-render")
         # Every session's audio front-end (about 1 ms a packet), never behind a render.
         self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-audio")
         # Slow, rare work (decoding an avatar, loading its generator, trimming memory) runs
         # on its own thread so that live sessions never wait behind it.
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-loader")
-        # Sessions' shared H.264 encodes (about 2 ms a frame), beside the inference thread.
-        self.encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evp-encode")
+        # Sessions' H.264 encodes (about 2 ms a frame; one session's run in order).
+        self.encoder = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="evp-encode")
         self.inference: InferenceWorker | None = None  # at startup: loading takes a while
+        self.machine = MachineMeter()
+        self.capacity: Capacity | None = None  # at startup, from a calibration
         self._tasks = TaskSupervisor("server", self._task_failed)
         self._stopping = False
 
@@ -95,8 +102,47 @@ class EvpServer:
             engine.runtime.name,
             engine.window.lookahead_hops,
         )
-        self.inference = InferenceWorker(engine, self.worker, self.metrics)
+        prior = await loop.run_in_executor(self.worker, self._calibrate, engine, avatar)
+        self.capacity = Capacity(self.machine.read().cores, self.settings.render_pool_size(), prior)
+        logger.info(
+            "capacity: a calibration frame takes %.1f ms, %.1f ms of CPU; %d render threads",
+            1000 * prior.frame_s,
+            1000 * prior.cpu_s,
+            self.settings.render_pool_size(),
+        )
+        self.inference = InferenceWorker(
+            engine, self.worker, self.renders, self.metrics, self.capacity.rendered
+        )
         self.inference.start()
+        self._tasks.spawn(self._measure_capacity(), "capacity")
+
+    @staticmethod
+    def _calibrate(engine: PortraitEngine, avatar) -> FrameCost:
+        """Worker thread: the cost of a whole frame (draw, I420, H.264) of the default
+        avatar, measured before any session runs: the capacity model's prior."""
+        portrait = engine.open("calibration", avatar)
+        encoder = H264Stream(*avatar.size)
+        try:
+            return calibrate(lambda i: encoder.encode(to_i420(portrait.draw_frame(i).image), i))
+        finally:
+            portrait.close()
+
+    async def _measure_capacity(self) -> None:
+        """Once a second: the capacity model re-estimated, its step chosen, exported."""
+        capacity = self.capacity
+        assert capacity is not None
+        while True:
+            await asyncio.sleep(1.0)
+            step = capacity.step
+            capacity.update(len(self.sessions), self.machine.read())
+            if capacity.step > step:
+                self.metrics.degradations.inc()
+                logger.warning(
+                    "degraded to %.1f fps for every session: %s", capacity.fps, capacity.reason
+                )
+            elif capacity.step < step:
+                logger.info("recovered to %.1f fps", capacity.fps)
+            self.metrics.export_capacity(capacity)
 
     async def shutdown(self, app: web.Application) -> None:
         """Refuse new offers, then close every session (aiohttp still finishes requests
@@ -115,7 +161,7 @@ class EvpServer:
         await self._tasks.aclose()
         if self.inference is not None:
             await self.inference.aclose()
-        for executor in (self.worker, self.analysis, self.loader, self.encoder):
+        for executor in (self.worker, self.renders, self.analysis, self.loader, self.encoder):
             await asyncio.to_thread(executor.shutdown, wait=True)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
@@ -132,6 +178,14 @@ class EvpServer:
         await asyncio.get_running_loop().run_in_executor(self.loader, release_freed_memory)
 
     # ------------------------------------------------------------- helpers
+
+    def _refusal(self) -> str | None:
+        """Why one more session may not start now, or None."""
+        fixed = self.settings.max_sessions
+        if fixed is not None:
+            return f"{fixed} sessions (--max-sessions)" if len(self.sessions) >= fixed else None
+        assert self.capacity is not None  # set before the inference worker
+        return self.capacity.refusal(len(self.sessions))
 
     async def _read_offer(self, request: web.Request) -> dict:
         if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
@@ -195,14 +249,12 @@ class EvpServer:
             return error(
                 503, "the server is not serving sessions now (starting, stopping or failed)"
             )
-        if len(self.sessions) >= self.settings.max_sessions:
+        if (refusal := self._refusal()) is not None:
             self.metrics.sessions_refused.inc()
             return web.json_response(
-                {
-                    "error": f"server at capacity ({self.settings.max_sessions} sessions); try again later"
-                },
+                {"error": f"server at capacity: {refusal}; try again later"},
                 status=503,
-                headers={"Retry-After": "10"},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         session_id = secrets.token_urlsafe(9)
         self.sessions[session_id] = None  # reserve the slot before awaiting
@@ -222,6 +274,7 @@ class EvpServer:
                 analysis=self.analysis,
                 encode=self.encoder,
                 inference=inference,
+                capacity=self.capacity,
                 portrait=portrait,
                 on_closed=lambda s: self._session_closed(s.id),
                 emotion=emotion,
@@ -301,7 +354,8 @@ class EvpServer:
             {
                 "status": "ok" if healthy else "unavailable",
                 "sessions": len(self.sessions),
-                "max_sessions": self.settings.max_sessions,
+                "max_sessions": self.settings.max_sessions or "auto",
+                "capacity": None if self.capacity is None else self.capacity.summary(),
             },
             status=200 if healthy else 503,
         )

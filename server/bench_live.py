@@ -161,7 +161,7 @@ async def run_live(options: LiveOptions) -> dict:
         if options.ramp:
             result["ramp"] = ramp
             result["max_sessions"] = max((s["sessions"] for s in ramp if s["held"]), default=0)
-        spawned = f"spawned: evp serve --max-sessions {MAX_RAMP_SESSIONS}"
+        spawned = "spawned: evp serve (--max-sessions auto)"
         result["url"] = url if server is None else spawned
         return result
     except ServerRefused as e:
@@ -383,8 +383,8 @@ class _SpawnedServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
-                   "--max-sessions", str(MAX_RAMP_SESSIONS)]  # fmt: skip
+        # The server's own admission (--max-sessions auto) decides where a ramp stops.
+        command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
         log = await asyncio.to_thread(open, self._log, "wb")
         try:  # the child keeps its own handle
             self._process = await asyncio.create_subprocess_exec(

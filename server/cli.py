@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         web_client_dir=DEFAULT_WEB_CLIENT,
         default_avatar=args.avatar,
         max_sessions=args.max_sessions,
+        render_threads=args.render_threads,
         max_viewers=args.max_viewers,
         ice_servers=tuple(args.ice_server),
         media_timeout_s=args.media_timeout,
@@ -50,6 +51,33 @@ def _serve(args: argparse.Namespace) -> int:
     app.on_startup.append(announce)
     web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
+
+
+def _max_sessions(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
+    return value
+
+
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _bench_frontend(args: argparse.Namespace) -> int:
@@ -100,6 +128,12 @@ def _bench_transport(args: argparse.Namespace) -> int:
 
 def _bench_live(args: argparse.Namespace) -> int:
     from server.bench_live import run
+
+    return run(args)
+
+
+def _bench_throughput(args: argparse.Namespace) -> int:
+    from server.bench_throughput import run
 
     return run(args)
 
@@ -233,10 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--avatar", default="default", help="avatar used when an offer names none")
     serve.add_argument(
         "--max-sessions",
-        type=int,
-        default=2,
-        help="talking sessions at once; more get 503 (default %(default)s: what 2 CPU cores "
-        "keep at 25 fps)",
+        type=_max_sessions,
+        default=None,
+        metavar="auto|N",
+        help="talking sessions at once; more get 503 (default auto: while the measured "
+        "headroom keeps every session at 25 fps)",
+    )
+    serve.add_argument(
+        "--render-threads",
+        type=_at_least(0),
+        default=0,
+        help="frames drawn at once (default: one per usable core, at most 8)",
     )
     serve.add_argument("--max-viewers", type=int, default=8, help="viewers per session")
     serve.add_argument(
@@ -314,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--record", type=Path, help="record the first session (MP4) and check it offline"
     )
     live.set_defaults(handler=_bench_live)
+
+    throughput = bench_commands.add_parser(
+        "throughput", help="frames a second the server's render path makes (no clock)"
+    )
+    throughput.add_argument("--sessions", type=_at_least(1), default=4, help="sessions at once")
+    throughput.add_argument("--seconds", type=float, default=10.0)
+    throughput.add_argument("--wav", type=Path, help="speech to drive it (default: noise)")
+    throughput.add_argument("--backend", default="auto", choices=BACKENDS)
+    throughput.add_argument(
+        "--render-threads", type=_at_least(0), default=0, help="default: one per core, at most 8"
+    )
+    throughput.set_defaults(handler=_bench_throughput)
 
     generator = bench_commands.add_parser(
         "generator", help="per-frame cost of an avatar's face rendering (ONNX Runtime, CPU)"

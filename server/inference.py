@@ -1,20 +1,23 @@
-"""The server's one inference worker: every session's video frames, batched.
+"""The server's inference worker: every session's landmark steps batched, renders in parallel.
 
-    inference = InferenceWorker(engine, executor, metrics)
+    inference = InferenceWorker(engine, landmarks, renders, metrics)
     inference.start()
     frame = await inference.render(portrait, steps, tick, finish)   # from a session's clock
     await inference.aclose()
 
-Sessions ask for a frame when their 25 fps clock ticks. Whatever is queued when the worker
-is free runs as one ``PortraitEngine.tick`` on the executor thread: Ec and the LSTM step
-batched over all those sessions, then each session's render. An idle worker serves a
-request at once (a batch of one: the lowest latency); under load, requests that arrive
-while a batch runs are batched together next (throughput). ``finish`` (e.g. RGB to I420)
-runs on the executor too, so the event loop never touches pixels.
+Sessions ask for a frame when their 25 fps clock ticks. Whatever is queued when the
+landmark thread is free runs as one batched ``PortraitEngine.advance`` there (Ec and the
+LSTM step of all those sessions in one network call; the engine's session state lives on
+that one thread). Each session's render (alignment, guidance, generator, compositing, and
+``finish``, e.g. RGB to I420) then runs on its own on the ``renders`` pool, one thread per
+core: ONNX Runtime, OpenCV and NumPy release the GIL, so renders of different sessions
+run on different cores at once, beside the next batch's landmark step. An idle worker
+serves a request at once (a batch of one: the lowest latency); under load, requests that
+arrive while a batch steps are batched together next.
 
-The landmark step runs once for the batch; each session's render runs on its own, so one
-session's failing render reaches only that session. Jobs of sessions closed while queued
-are dropped.
+A session has one frame in flight at a time (its clock awaits it), so a session's render
+never overlaps its own next landmark step. One session's failing render reaches only that
+session. Jobs of sessions closed while queued are dropped.
 """
 
 import asyncio
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from engine.audio.frontend import FrameFeatures
@@ -49,12 +53,35 @@ class _Job:
     future: asyncio.Future
 
 
+@dataclass
+class _Drawn:
+    """What a render thread hands back for one job."""
+
+    ok: bool
+    value: Any  # finish(frame), or the exception
+    seconds: float  # wall time of the render and finish
+
+
 class InferenceWorker:
-    def __init__(self, engine: PortraitEngine, executor: Executor, metrics: ServerMetrics) -> None:
+    def __init__(
+        self,
+        engine: PortraitEngine,
+        landmarks: Executor,
+        renders: Executor,
+        metrics: ServerMetrics,
+        on_rendered: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
+        """landmarks: one thread, which owns the engine's state (every ``call`` and each
+        batch's landmark step runs there); renders: the pool that draws the frames;
+        on_rendered(seconds): each render's wall time, on the event loop (the capacity
+        model's measurement)."""
         self.engine = engine
-        self._executor = executor
+        self._landmarks = landmarks
+        self._renders = renders
         self._metrics = metrics
+        self._on_rendered = on_rendered
         self._queue: list[_Job] = []
+        self._drawing: set[asyncio.Future] = set()  # renders in flight on the pool
         self._wake = asyncio.Event()
         self._tasks = TaskSupervisor("inference", self._failed)
         self._closed = False
@@ -68,15 +95,21 @@ class InferenceWorker:
         for job in self._queue:
             job.future.cancel()
         self._queue.clear()
+        # Renders in flight end on their own (one frame each); their callers hear them.
+        await asyncio.gather(*self._drawing, return_exceptions=True)
 
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def renders_in_flight(self) -> int:
+        return len(self._drawing)
+
     async def call(self, fn: Callable, *args) -> Any:
-        """Run other engine work (opening a session, reading its state) on the same
-        thread as the ticks, so it never races them."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run other engine work (opening a session, reading its state) on the landmark
+        thread, so it never races a batch."""
+        return await asyncio.get_running_loop().run_in_executor(self._landmarks, fn, *args)
 
     async def render(
         self,
@@ -114,21 +147,19 @@ class InferenceWorker:
                 while self._queue:
                     jobs = self._take_batch()
                     self._metrics.inference_queue.set(len(self._queue))
-                    outcomes, times = await loop.run_in_executor(self._executor, self._tick, jobs)
-                    for job, (ok, value) in zip(jobs, outcomes, strict=True):
-                        if job.future.done():
-                            continue  # its session stopped waiting (closed, cancelled)
-                        if ok:
-                            job.future.set_result(value)
-                        else:
-                            job.future.set_exception(value)
+                    live, failed, times = await loop.run_in_executor(
+                        self._landmarks, self._advance, jobs
+                    )
+                    for job, exc in failed:
+                        _settle(job.future, False, exc)
+                    for job in live:
+                        self._draw_later(loop, job)
                     jobs = []
                     self._observe(times)
         finally:  # stopped or failed: nobody may wait forever
             self._closed = True
             for job in jobs + self._queue:
-                if not job.future.done():
-                    job.future.set_exception(SessionClosed("the inference worker has stopped"))
+                _settle(job.future, False, SessionClosed("the inference worker has stopped"))
             self._queue.clear()
 
     def _take_batch(self) -> list[_Job]:
@@ -146,38 +177,68 @@ class InferenceWorker:
         self._queue = later
         return batch
 
-    def _tick(self, jobs: list[_Job]) -> tuple[list[tuple[bool, Any]], TickTimes | None]:
-        """Worker thread: one batched landmark step for ``jobs``, then each session's render
-        on its own, so a failing render reaches only its session; (ok, result or
-        exception) per job."""
+    def _advance(
+        self, jobs: list[_Job]
+    ) -> tuple[list[_Job], list[tuple[_Job, BaseException]], TickTimes | None]:
+        """Landmark thread: one batched landmark step for the open sessions of ``jobs``.
+        Returns the jobs to draw, the jobs that failed (with why) and the step's times."""
         live = [job for job in jobs if self.engine.is_open(job.session)]
-        outcomes: dict[int, tuple[bool, Any]] = {
-            id(job): (False, SessionClosed(f"session {job.session.id} is closed"))
+        failed: list[tuple[_Job, BaseException]] = [
+            (job, SessionClosed(f"session {job.session.id} is closed"))
             for job in jobs
             if job not in live
-        }
+        ]
         try:
             times = self.engine.advance(
                 [(job.session, job.steps) for job in live], [job.epoch for job in live]
             )
         except Exception as e:  # the runtime failed: every caller hears it
             logger.exception("the landmark step of %d sessions failed", len(live))
-            outcomes |= {id(job): (False, e) for job in live}
-            return [outcomes[id(job)] for job in jobs], None
-        started = time.perf_counter()
-        for job in live:
-            try:
-                outcomes[id(job)] = (True, job.finish(job.session.draw_frame(job.tick)))
-            except Exception as e:  # it goes to that session's caller only
-                logger.exception("rendering session %s failed", job.session.id)
-                outcomes[id(job)] = (False, e)
-        times.render = time.perf_counter() - started
-        return [outcomes[id(job)] for job in jobs], times
+            return [], failed + [(job, e) for job in live], None
+        return live, failed, times
+
+    def _draw_later(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        drawing = loop.run_in_executor(self._renders, _draw, job)
+        self._drawing.add(drawing)
+        drawing.add_done_callback(partial(self._drawn, job))
+
+    def _drawn(self, job: _Job, drawing: asyncio.Future) -> None:
+        """Event loop: a render finished (or the pool shut down before it ran)."""
+        self._drawing.discard(drawing)
+        if drawing.cancelled():
+            _settle(job.future, False, SessionClosed("the render pool has stopped"))
+            return
+        if (error := drawing.exception()) is not None:  # _draw catches Exception
+            _settle(job.future, False, error)
+            return
+        drawn: _Drawn = drawing.result()
+        self._metrics.stage_seconds.labels("render").observe(drawn.seconds)
+        self._on_rendered(drawn.seconds)
+        _settle(job.future, drawn.ok, drawn.value)
 
     def _observe(self, times: TickTimes | None) -> None:
         if times is None or not times.sessions:
             return
-        m = self._metrics
-        m.batch_sessions.observe(times.sessions)
-        m.stage_seconds.labels("landmarks").observe(times.landmarks)
-        m.stage_seconds.labels("render").observe(times.render)
+        self._metrics.batch_sessions.observe(times.sessions)
+        self._metrics.stage_seconds.labels("landmarks").observe(times.landmarks)
+
+
+def _draw(job: _Job) -> _Drawn:
+    """A render thread: the session's frame drawn and finished; a failure goes to that
+    session's caller only."""
+    started = time.perf_counter()
+    try:
+        value, ok = job.finish(job.session.draw_frame(job.tick)), True
+    except Exception as e:
+        logger.exception("rendering session %s failed", job.session.id)
+        value, ok = e, False
+    return _Drawn(ok, value, time.perf_counter() - started)
+
+
+def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
+    if future.done():
+        return  # its session stopped waiting (closed, cancelled)
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

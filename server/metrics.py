@@ -9,6 +9,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from server.capacity import Capacity
+
 _LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
 
 
@@ -73,6 +75,27 @@ class ServerMetrics:
         self.inference_queue = Gauge(
             "evp_inference_queue", "Frame requests waiting for the inference worker", registry=r
         )
+        self.capacity_sessions = Gauge(
+            "evp_capacity_sessions",
+            "Sessions the measured headroom keeps at full rate (server.capacity)",
+            registry=r,
+        )
+        self.load = Gauge(
+            "evp_load",
+            "Load of each resource by the sessions now, a fraction of it: pool (render "
+            "threads), cpu (the cores this process may use), serial (one session's clock)",
+            ["resource"],
+            registry=r,
+        )
+        self.output_fps = Gauge(
+            "evp_output_fps", "Frames per second every session is served at now", registry=r
+        )
+        self.degraded = Gauge(
+            "evp_degraded", "1 while every session is served below full rate", registry=r
+        )
+        self.degradations = Counter(
+            "evp_degradations", "Times the server lowered every session's frame rate", registry=r
+        )
         # Per session (labels removed when it closes; at most max_sessions of each).
         self.session_fps = Gauge(
             "evp_session_fps", "Video frames per second published", ["session"], registry=r
@@ -108,6 +131,13 @@ class ServerMetrics:
                 gauge.remove(session_id)
             except KeyError:
                 pass  # closed before its first stats
+
+    def export_capacity(self, capacity: Capacity) -> None:
+        self.capacity_sessions.set(capacity.sessions_fit)
+        for resource in ("pool", "cpu", "serial"):
+            self.load.labels(resource).set(getattr(capacity.load, resource))
+        self.output_fps.set(capacity.fps)
+        self.degraded.set(1 if capacity.step > 1 else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

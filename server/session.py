@@ -44,6 +44,7 @@ from engine.errors import EngineError
 from engine.pipeline.h264 import H264Stream, to_i420
 from engine.pipeline.portrait import PortraitFrame, PortraitSession
 from engine.playout import PlayoutClock
+from server.capacity import Capacity
 from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
 from server.frame_stamp import stamp
 from server.inference import InferenceWorker
@@ -106,13 +107,17 @@ class Session:
         on_closed: Callable[["Session"], None],
         emotion: EmotionState | None = None,
         stamp_frames: bool = False,
+        capacity: Capacity | None = None,
     ) -> None:
+        """capacity: the server's model (server.capacity); it sets the frame step every
+        session is served at and hears each tick. None: always every tick."""
         self.id = session_id
         self.token = token
         self.avatar = avatar
         self.emotion = emotion or EmotionState()
         self.portrait = portrait
         self._inference = inference
+        self._capacity = capacity
         self._encode = encode  # the shared H.264 encodes, off the inference thread
         self._stamp_frames = stamp_frames  # evp bench live: the audio frame in the picture
         self._settings = settings
@@ -446,34 +451,52 @@ class Session:
     # ---------------------------------------------------------------- output clocks
 
     async def _video_loop(self) -> None:
+        """The 25 fps clock. A degraded server (server.capacity) serves every ``step``-th
+        tick; a tick whose deadline passed is skipped (counted as dropped), so a late
+        frame never delays the next one."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         tick = 0
         while True:
+            step = self._capacity.step if self._capacity is not None else 1
+            tick = -(-tick // step) * step  # onto this step's grid
             due = start + tick * VIDEO_PERIOD_S
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             now = loop.time()
             if (behind := int((now - due) / VIDEO_PERIOD_S)) > 0:
-                tick += behind  # skip whole ticks rather than send a late burst
-                self._counters.frames_dropped += behind
-                self._metrics.video_frames_dropped.inc(behind)
-            steps = self._steps_due(now)
+                # Skip the ticks missed rather than send a late burst.
+                later = -(-(tick + behind) // step) * step
+                missed, tick = (later - tick) // step, later
+                self._counters.frames_dropped += missed
+                self._metrics.video_frames_dropped.inc(missed)
+                if self._capacity is not None:
+                    self._capacity.ticked(None, missed)
+                if start + tick * VIDEO_PERIOD_S > loop.time():
+                    continue  # the next tick of this step is still ahead
             started = time.perf_counter()
-            pts = tick * PTS_PER_VIDEO_FRAME
-            finish = partial(_finish, stamped=self._stamp_frames)
-            image = await self._inference.render(self.portrait, steps, tick, finish)
-            self._metrics.render_seconds.observe(time.perf_counter() - started)
-            if len(self._video):
-                self._video.publish(image, pts)
-            if len(self._h264):  # encoded on its own thread, beside the next renders
-                packets = await loop.run_in_executor(self._encode, self._encoder.encode, image, pts)
-                for packet in packets:
-                    self._h264.publish(packet, pts)
-            self._publish_times.append(loop.time())
-            self._counters.frames_sent += 1
-            self._metrics.video_frames.inc()
+            await self._send_frame(tick, self._steps_due(now))
+            if self._capacity is not None:
+                self._capacity.ticked(time.perf_counter() - started)
             tick += 1
+
+    async def _send_frame(self, tick: int, steps: list[FrameFeatures]) -> None:
+        """Render the frame of ``tick`` and publish it, raw and H.264."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        pts = tick * PTS_PER_VIDEO_FRAME
+        finish = partial(_finish, stamped=self._stamp_frames)
+        image = await self._inference.render(self.portrait, steps, tick, finish)
+        self._metrics.render_seconds.observe(time.perf_counter() - started)
+        if len(self._video):
+            self._video.publish(image, pts)
+        if len(self._h264):  # encoded on its own thread, beside the next renders
+            packets = await loop.run_in_executor(self._encode, self._encoder.encode, image, pts)
+            for packet in packets:
+                self._h264.publish(packet, pts)
+        self._publish_times.append(loop.time())
+        self._counters.frames_sent += 1
+        self._metrics.video_frames.inc()
 
     def _steps_due(self, now: float) -> list[FrameFeatures]:
         """The analysed audio frames whose playout is due by ``now``, in order: all of
@@ -574,6 +597,7 @@ class Session:
         """The periodic stats; latency is the mean over frames shown since the last call."""
         latencies, self._latencies = self._latencies, []
         shown = self._shown
+        capacity = self._capacity
         c = self._counters
         return {
             "type": "stats",
@@ -589,6 +613,9 @@ class Session:
             "queue_delay_ms": round(len(self._ready) * VIDEO_PERIOD_S * 1000, 1),
             "pipeline_delay_ms": round(self.pipeline_delay_s * 1000, 1),
             "viewers": len(self._viewers),
+            # The rate the server serves every session at (server.capacity), and why.
+            "target_fps": VIDEO_FPS if capacity is None else round(capacity.fps, 2),
+            "degraded": None if capacity is None else capacity.reason,
             "voice_emotion": _top(self._voice_emotion),
         }
 

@@ -1,5 +1,6 @@
 """Server settings: parsed once in main() and passed down; never read from globals."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,11 @@ class ServerSettings:
     avatars_dir: Path = DEFAULT_AVATARS
     web_client_dir: Path = DEFAULT_WEB_CLIENT
     default_avatar: str = "default"
-    max_sessions: int = 2
-    """Talking sessions served at once; more get 503 instead of degrading everyone."""
+    max_sessions: int | None = None
+    """Talking sessions served at once; more get 503. None (``auto``): as many as the
+    measured headroom keeps at full rate (server.capacity)."""
+    render_threads: int = 0
+    """Frames drawn at once (and H.264 encodes); 0: one per usable core, at most 8."""
     max_viewers: int = 8
     """Receive-only viewers per session."""
     ice_servers: tuple[str, ...] = ()
@@ -39,3 +43,10 @@ class ServerSettings:
     control_rate_per_s: float = 20.0
     """Sustained control messages per second per socket (bursts of twice that)."""
     stats_interval_s: float = 1.0
+
+    def render_pool_size(self) -> int:
+        """The render (and encode) pool's threads: ``render_threads``, or the cores this
+        process may run on (its CPU affinity: ``taskset`` limits it), at most 8."""
+        if self.render_threads > 0:
+            return self.render_threads
+        return max(1, min(8, len(os.sched_getaffinity(0))))

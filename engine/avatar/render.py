@@ -8,8 +8,15 @@ face68 are (68, 2) image-pixel landmarks for the loop frame: its own tracked lan
 (engine.face.align3d, the live pipeline). The generator's crop output is resized to the
 crop box and blended into the frame with the feathered face mask, so only the face
 changes. Serving needs no torch: the generator runs from its ONNX file.
+
+``render`` may be called from several threads at once (the server's render pool): the
+generator runs under a lock unless its backend says calls may overlap
+(``concurrent = True``: ONNX Runtime sessions; a CUDA graph's or a TensorRT context's
+buffers may not).
 """
 
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import cv2
@@ -43,6 +50,8 @@ class FaceRenderer:
         self.box = avatar.manifest.crop_box
         self.generator = generator or OnnxGenerator(avatar.generator_onnx)
         self.size = self.generator.size
+        concurrent = getattr(self.generator, "concurrent", False)
+        self._generating = nullcontext() if concurrent else threading.Lock()
         if self.size != int(avatar.manifest.generator["size"]):
             raise AvatarError(f"{avatar.generator_onnx} does not match the manifest's size")
         # Each loop frame's own face mask depends on the frame alone: all are made here
@@ -75,7 +84,10 @@ class FaceRenderer:
     def render(self, index: int, face68: np.ndarray) -> Rendered:
         """Loop frame ``index`` with its face redrawn to ``face68`` (68, 2) image pixels."""
         sample = self.sample(index, face68)
-        crop = to_image(self.generator(generator_input(sample)[None])[0])
+        x = generator_input(sample)[None]
+        with self._generating:
+            y = self.generator(x)
+        crop = to_image(y[0])
         return Rendered(self.composite(index, crop, sample.mask), crop, sample)
 
     def composite(self, index: int, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ REBUILD = "rebuild the avatar with `evp avatar build`"
 
 
 class OnnxGenerator:
+    concurrent = True  # ONNX Runtime's Run may be called from several threads at once
+
     def __init__(self, path: Path, threads: int | None = None, name: str = "onnx") -> None:
         """name: how logs and benchmarks call it ("onnx-int8" for a quantized model)."""
         self.threads = threads or default_threads()

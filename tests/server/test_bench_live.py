@@ -104,8 +104,9 @@ def test_an_unreachable_server_is_reported_and_the_run_finishes(tmp_path):
 
 
 @pytest.fixture
-def settings(make_settings):
-    return make_settings(max_sessions=2)
+def settings(make_settings, request):
+    """A fixed --max-sessions 2 and one render thread, unless a test asks otherwise."""
+    return make_settings(**{"max_sessions": 2, "render_threads": 1} | getattr(request, "param", {}))
 
 
 def most_fps(sessions: int, cost_s: float) -> float:
@@ -136,6 +137,26 @@ async def test_the_ramp_stops_where_sessions_fall_short_and_reports_it(server):
     # It stopped, and says why: two sessions got no more than the render thread allows.
     assert not ramp[1]["held"] and ramp[1]["fps_min"] <= most_fps(2, RAMP_COST_S) + 0.5
     assert result["max_sessions"] == 1 and result["refused"] == 0
+    assert not server.evp.sessions
+
+
+# Auto admission with two render threads and 25 ms frames: two sessions load the pool to
+# 2 * 25 * 25 ms / 2 = 62 %, a third would take it to 94 %: it is refused.
+AUTO_COST_S = 0.025
+
+
+@pytest.mark.parametrize(
+    ("load_engine", "settings"),
+    [(FixedCostEngine.loader(AUTO_COST_S), {"max_sessions": None, "render_threads": 2})],
+    indirect=["settings"],
+)
+async def test_auto_admission_refuses_the_session_the_render_threads_cannot_hold(server):
+    result = await run_live(LiveOptions(url=server.url, **RAMP))
+    ramp = result["ramp"]
+    assert [step["sessions"] for step in ramp] == [1, 2, 3]
+    assert ramp[0]["held"] and ramp[1]["held"] and ramp[2]["refused"], ramp
+    assert ramp[1]["fps_min"] >= RAMP["min_fps"]  # both admitted sessions kept full rate
+    assert result["max_sessions"] == 2 and result["refused"] == 1
     assert not server.evp.sessions
 
 

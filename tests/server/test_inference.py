@@ -1,6 +1,8 @@
-"""The inference worker: sessions batched, faults isolated, closed sessions dropped."""
+"""The inference worker: sessions batched, renders in parallel, faults isolated, closed
+sessions dropped."""
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -13,15 +15,19 @@ from server.inference import InferenceWorker, SessionClosed
 from server.metrics import ServerMetrics
 from server.settings import DEFAULT_AVATARS
 
+RENDER_THREADS = 2
+
 
 @pytest.fixture
 async def worker():
-    executor = ThreadPoolExecutor(1)
-    inference = InferenceWorker(PortraitEngine.load("onnx"), executor, ServerMetrics())
+    landmarks, renders = ThreadPoolExecutor(1), ThreadPoolExecutor(RENDER_THREADS)
+    engine = PortraitEngine.load("onnx")
+    inference = InferenceWorker(engine, landmarks, renders, ServerMetrics())
     inference.start()
     yield inference
     await inference.aclose()
-    executor.shutdown()
+    landmarks.shutdown()
+    renders.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +85,46 @@ async def test_a_failing_session_does_not_take_its_batch_down(worker, avatar, sp
     assert len(engine) == 0
 
 
+async def test_renders_of_different_sessions_run_at_once_on_the_pool(worker, avatar, speech):
+    """Each render waits at a barrier for the others: drawn one after another, the first
+    would time out there (a count, not a clock: the same on any machine)."""
+    engine = worker.engine
+    sessions = [engine.open(f"s{i}", avatar) for i in range(RENDER_THREADS)]
+    together = threading.Barrier(RENDER_THREADS, timeout=10)
+    threads = set()
+    for session in sessions:
+        draw = session.draw
+
+        def meet(tick, frontal, draw=draw):
+            threads.add(threading.current_thread().name)
+            together.wait()
+            return draw(tick, frontal)
+
+        session.draw = meet
+    steps = records(engine, speech)[:2]
+    frames = await asyncio.gather(*(worker.render(s, steps, 0, lambda f: f) for s in sessions))
+    assert [f.index for f in frames] == [steps[-1].index] * RENDER_THREADS
+    assert len(threads) == RENDER_THREADS and not together.broken
+    assert worker.renders_in_flight == 0
+    for session in sessions:
+        session.close()
+
+
+async def test_a_stopped_render_pool_fails_the_waiting_session(avatar):
+    landmarks, renders = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+    inference = InferenceWorker(PortraitEngine.load("onnx"), landmarks, renders, ServerMetrics())
+    inference.start()
+    session = inference.engine.open("s", avatar)
+    renders.shutdown()  # no thread will draw its frame
+    with pytest.raises((SessionClosed, RuntimeError)):
+        await asyncio.wait_for(inference.render(session, [], 0, lambda f: f), 5)
+    await inference.aclose()
+    landmarks.shutdown()
+
+
 async def test_a_stopped_worker_fails_every_waiting_session_and_says_so(avatar):
-    executor = ThreadPoolExecutor(1)
-    inference = InferenceWorker(PortraitEngine.load("onnx"), executor, ServerMetrics())
+    executor, renders = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+    inference = InferenceWorker(PortraitEngine.load("onnx"), executor, renders, ServerMetrics())
     inference.start()
     session = inference.engine.open("s", avatar)
     executor.shutdown()  # the worker's thread is gone: its next batch fails
@@ -92,6 +135,7 @@ async def test_a_stopped_worker_fails_every_waiting_session_and_says_so(avatar):
     with pytest.raises(SessionClosed):  # and nobody waits forever afterwards
         await inference.render(session, [], 0, lambda f: f)
     await inference.aclose()
+    renders.shutdown()
 
 
 def test_audio_handed_over_before_a_reset_is_never_stepped(avatar, speech):

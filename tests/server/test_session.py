@@ -55,8 +55,9 @@ async def session():
     settings = ServerSettings(window=engine.window)
     closed = []
     executor = ThreadPoolExecutor(1)
+    renders = ThreadPoolExecutor(2)
     metrics = ServerMetrics()
-    inference = InferenceWorker(engine, executor, metrics)
+    inference = InferenceWorker(engine, executor, renders, metrics)
     inference.start()
     avatar = AvatarLibrary(settings.avatars_dir).get("default")
     s = Session(
@@ -77,6 +78,7 @@ async def session():
     assert closed == [s] and len(engine) == 0
     await inference.aclose()
     executor.shutdown()
+    renders.shutdown()
 
 
 async def test_surround_44k_float_with_nan_and_overs_is_repaired_and_analysed(session, speech):
