@@ -133,14 +133,14 @@ class EvpServer:
         assert capacity is not None
         while True:
             await asyncio.sleep(1.0)
-            step = capacity.step
+            rung = capacity.rung
             capacity.update(len(self.sessions), self.machine.read())
-            if capacity.step > step:
+            if capacity.rung > rung:
                 self.metrics.degradations.inc()
                 logger.warning(
                     "degraded to %.1f fps for every session: %s", capacity.fps, capacity.reason
                 )
-            elif capacity.step < step:
+            elif capacity.rung < rung:
                 logger.info("recovered to %.1f fps", capacity.fps)
             self.metrics.export_capacity(capacity)
 

@@ -210,9 +210,7 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
         latency = np.concatenate([_window_latencies(s, *window) for s in sessions] or [[]])
         p95 = percentiles_ms(latency)["p95"]
         held = bool(
-            min(fps) >= options.min_fps
-            and p95 is not None
-            and p95 <= options.latency_limit_ms
+            min(fps) >= options.min_fps and p95 is not None and p95 <= options.latency_limit_ms
         )
         steps.append(
             {"sessions": len(sessions), "fps_min": round(min(fps), 2), "latency_p95_ms": p95,

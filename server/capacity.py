@@ -6,18 +6,18 @@ when it cannot serve them all.
     capacity.ticked(seconds, missed)          # each session's tick: its frame's time, misses
     capacity.update(sessions, machine.read(), now)   # once a second (a server task)
     capacity.refusal(sessions)                # None, or why one more session would not fit
-    capacity.step                             # 1: every tick (25 fps); 2: every other ...
+    capacity.rate, capacity.serves(tick)      # the share of ticks every session is served
 
 The model. Over the last ``WINDOW_S`` a frame costs, on average, ``render_s`` of a render
 thread's wall time, ``frame_s`` of its session's clock (asking for it until it is encoded:
 a session's frames follow one another) and ``cpu_s`` of this process's CPU time (all its
-threads: audio, WebRTC and encoding included). ``n`` sessions at frame step ``k`` make
-``r = n * 25 / k`` frames a second and load three resources, each as a fraction of what
-there is:
+threads: audio, WebRTC and encoding included). ``n`` sessions served a share ``q`` of the
+25 fps ticks make ``f = n * 25 * q`` frames a second and load three resources, each as a
+fraction of what there is:
 
-    pool    r * render_s / render_threads
-    cpu     (r * cpu_s + cores busy outside this process) / cores
-    serial  (25 / k) * frame_s                 (one session's clock)
+    pool    f * render_s / render_threads
+    cpu     (f * cpu_s + cores busy outside this process) / cores
+    serial  25 * q * frame_s                   (one session's clock)
 
 A resource at ``TARGET`` or above is full. Until ``MIN_FRAMES`` frames are measured the
 costs come from ``prior`` (timed when the server starts, ``calibrate``), its CPU scaled
@@ -28,11 +28,12 @@ Admission (``--max-sessions auto``): one more session is admitted while the load
 the first session always is.
 
 Degradation: when ticks miss their deadline (``MISS_LIMIT`` of them over the window) or
-the load is over 1, every session goes to the same larger frame step (12.5 fps, then
-8.3 fps), the smallest at which the load fits; the step comes back down one at a time
-once the lower step's load is under ``RECOVER`` of the target and the step has held for
-``HOLD_S`` (hysteresis: it does not oscillate). A late frame never delays the next one:
-the session clock skips ticks it missed (server.session), so latency does not grow.
+the load is over 1, every session goes down the same ``LADDER`` of rates (20, 16.7, 12.5,
+8.3 fps: 4 of every 5 ticks, 2 of 3, 1 of 2, 1 of 3, spread evenly) to the highest at
+which the load fits under ``DEGRADED_TARGET``; it climbs back one rung at a time once
+the rung above would load under ``RECOVER`` of that and the rate has held for ``HOLD_S``
+(hysteresis: it does not oscillate). A late frame never delays the next one: the session
+clock skips ticks it missed (server.session), so latency does not grow.
 """
 
 import math
@@ -41,17 +42,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from engine.constants import VIDEO_FPS
 
 TARGET = 0.85  # a resource loaded to this fraction is full
-RECOVER = 0.8  # the step comes down when the lower step's load is under RECOVER * TARGET
+DEGRADED_TARGET = 0.95  # degraded, the rate is the highest that loads under this
+RECOVER = 0.8  # a rung up once it would load under RECOVER * DEGRADED_TARGET
 MISS_LIMIT = 0.05  # fraction of ticks missing their deadline that degrades the server
 WINDOW_S = 3.0
-HOLD_S = 5.0  # the least time between two changes of the step
+HOLD_S = 5.0  # the least time between two changes of the rate
 MIN_FRAMES = 25  # frames measured before the measurement replaces the prior
-MAX_STEP = 3  # 25 / 3 = 8.3 fps: below it a face no longer reads as speaking
+# Shares of the 25 fps ticks served; below 8.3 fps a face no longer reads as speaking.
+LADDER = (Fraction(1), Fraction(4, 5), Fraction(2, 3), Fraction(1, 2), Fraction(1, 3))
 PRIOR_OVERHEAD = 1.5
 RETRY_AFTER_S = 5
 
@@ -128,16 +132,16 @@ class Capacity:
         self.render_threads = render_threads
         self.prior = prior
         self._clock = clock
-        self.step = 1
-        self.reason: str | None = None  # why the step is above 1
-        self.changes = 0  # how many times the step went up (degradations)
+        self.rung = 0  # LADDER[rung]: the share of ticks every session is served
+        self.reason: str | None = None  # why it is below full rate
+        self.changes = 0  # how many times the rate went down (degradations)
         self._changed_at = -math.inf
         self._renders: deque[tuple[float, float]] = deque()  # (when, render seconds)
         self._ticks: deque[tuple[float, float, int]] = deque()  # (when, frame s, missed)
         self._samples: deque[tuple[float, MachineSample]] = deque()
         self._sessions = 0
         self.sessions_fit = 0
-        self.load = Load(0.0, 0.0, 0.0)  # of the sessions now, at the current step
+        self.load = Load(0.0, 0.0, 0.0)  # of the sessions now, at the current rate
 
     # ------------------------------------------------------------ measurements
 
@@ -149,15 +153,21 @@ class Capacity:
         ``missed`` the ticks before it that its clock skipped because it ran late."""
         self._ticks.append((self._clock(), -1.0 if seconds is None else seconds, missed))
 
-    def cost(self) -> FrameCost:
-        """The mean cost of a frame over the window (the prior until enough are seen)."""
+    def measured(self) -> FrameCost | None:
+        """The mean cost of a frame over the window; None until ``MIN_FRAMES`` are seen."""
         frames = [s for _, s, _ in self._ticks if s >= 0]
         renders = [s for _, s in self._renders]
         cpu = self._cpu_per_frame()
         if len(frames) < MIN_FRAMES or len(renders) < MIN_FRAMES or cpu is None:
-            p = self.prior
-            return FrameCost(p.render_s, p.frame_s, p.cpu_s * PRIOR_OVERHEAD)
+            return None
         return FrameCost(sum(renders) / len(renders), sum(frames) / len(frames), cpu)
+
+    def cost(self) -> FrameCost:
+        """The measured cost of a frame, or the prior's until there is one."""
+        if (cost := self.measured()) is not None:
+            return cost
+        p = self.prior
+        return FrameCost(p.render_s, p.frame_s, p.cpu_s * PRIOR_OVERHEAD)
 
     def _cpu_per_frame(self) -> float | None:
         """This process's CPU seconds between the window's first and last samples over
@@ -177,32 +187,34 @@ class Capacity:
         return max(0.0, busy / (t1 - t0)) if t1 > t0 else 0.0
 
     def misses(self) -> float:
-        """The fraction of ticks over the window whose deadline passed unserved."""
-        sent = sum(1 for _, s, _ in self._ticks if s >= 0)
-        missed = sum(m for _, _, m in self._ticks)
+        """The fraction of ticks over the window, since the rate last changed, whose
+        deadline passed unserved."""
+        ticks = [(s, m) for when, s, m in self._ticks if when > self._changed_at]
+        sent = sum(1 for s, _ in ticks if s >= 0)
+        missed = sum(m for _, m in ticks)
         return missed / (sent + missed) if sent + missed else 0.0
 
     # ------------------------------------------------------------ the model
 
-    def load_of(self, sessions: int, step: int) -> Load:
-        cost = self.cost()
-        rate = sessions * VIDEO_FPS / step
+    def load_of(self, sessions: int, rung: int = 0) -> Load:
+        """The load of ``sessions`` served at ``LADDER[rung]``."""
+        cost, share = self.cost(), float(LADDER[rung])
+        frames = sessions * VIDEO_FPS * share
         return Load(
-            pool=rate * cost.render_s / self.render_threads,
-            cpu=(rate * cost.cpu_s + self.outside_cores()) / self.cores,
-            serial=(VIDEO_FPS / step) * cost.frame_s if sessions else 0.0,
+            pool=frames * cost.render_s / self.render_threads,
+            cpu=(frames * cost.cpu_s + self.outside_cores()) / self.cores,
+            serial=VIDEO_FPS * share * cost.frame_s if sessions else 0.0,
         )
 
-    def _fitting_step(self, sessions: int) -> int:
-        for step in range(1, MAX_STEP + 1):
-            if self.load_of(sessions, step).worst < TARGET:
-                return step
-        return MAX_STEP
+    def _fitting_rung(self, sessions: int) -> int:
+        for rung in range(len(LADDER)):
+            if self.load_of(sessions, rung).worst < DEGRADED_TARGET:
+                return rung
+        return len(LADDER) - 1
 
     def update(self, sessions: int, machine: MachineSample, now: float | None = None) -> None:
-        """Once a second: forget what left the window, re-estimate, choose the step."""
+        """Once a second: forget what left the window, re-estimate, choose the rate."""
         now = self._clock() if now is None else now
-        self._sessions = sessions
         self._samples.append((now, machine))
         self.cores = machine.cores
         horizon = now - WINDOW_S
@@ -212,53 +224,66 @@ class Capacity:
         while len(self._samples) > 1 and self._samples[0][0] < horizon:
             self._samples.popleft()
         self.sessions_fit = self._sessions_fit()
-        self._choose_step(sessions, now)
-        self.load = self.load_of(sessions, self.step)
+        self._choose_rate(sessions, now)
+        self.load = self.load_of(sessions, self.rung)
 
     def _sessions_fit(self) -> int:
         n = 0
-        while n < 64 and self.load_of(n + 1, 1).worst < TARGET:
+        while n < 64 and self.load_of(n + 1).worst < TARGET:
             n += 1
         return n
 
-    def _choose_step(self, sessions: int, now: float) -> None:
+    def _choose_rate(self, sessions: int, now: float) -> None:
         if not sessions:
-            self._set_step(1, None, now)
+            self._set_rung(0, None, now)
             return
-        misses, current = self.misses(), self.load_of(sessions, self.step)
+        misses, current = self.misses(), self.load_of(sessions, self.rung)
         if now - self._changed_at < WINDOW_S:
             misses = 0.0  # the window still holds ticks of the change itself
-        fitting = self._fitting_step(sessions)
-        if self.step < MAX_STEP and (misses >= MISS_LIMIT or current.worst > 1.0):
-            step = max(fitting, self.step + 1) if misses >= MISS_LIMIT else fitting
-            if step > self.step:
-                why = (
-                    f"{misses:.0%} of frames missed their deadline"
-                    if misses >= MISS_LIMIT
-                    else f"{current.limit} load {current.worst:.0%}"
-                )
-                self._set_step(step, why, now)
+        last = len(LADDER) - 1
+        # Overload by the model: on the CPU only once frames are measured (the prior's
+        # CPU is an estimate; its wall times are timed); misses always count.
+        wall = max(current.pool, current.serial)
+        overloaded = (current.worst if self.measured() is not None else wall) > 1.0
+        if self.rung < last and (misses >= MISS_LIMIT or overloaded):
+            rung = self._fitting_rung(sessions)
+            if misses >= MISS_LIMIT:
+                rung = max(rung, self.rung + 1)  # the model missed something: a rung at least
+            why = (
+                f"{misses:.0%} of frames missed their deadline"
+                if misses >= MISS_LIMIT
+                else f"{current.limit} load {current.worst:.0%}"
+            )
+            self._set_rung(rung, why, now)
             return
-        lower = self.load_of(sessions, self.step - 1) if self.step > 1 else None
         if (
-            lower is not None
+            self.rung > 0
             and now - self._changed_at >= HOLD_S
-            and lower.worst < RECOVER * TARGET
+            and self.load_of(sessions, self.rung - 1).worst < RECOVER * DEGRADED_TARGET
             and misses < MISS_LIMIT / 2
         ):
-            self._set_step(self.step - 1, self.reason if self.step > 2 else None, now)
+            self._set_rung(self.rung - 1, self.reason if self.rung > 1 else None, now)
 
-    def _set_step(self, step: int, reason: str | None, now: float) -> None:
-        if step == self.step:
+    def _set_rung(self, rung: int, reason: str | None, now: float) -> None:
+        if rung == self.rung:
             return
-        if step > self.step:
+        if rung > self.rung:
             self.changes += 1
-        self.step, self.reason, self._changed_at = step, reason, now
-        self._ticks.clear()  # misses at the old step say nothing about the new one
+        self.rung, self.reason, self._changed_at = rung, reason, now
+
+    @property
+    def rate(self) -> Fraction:
+        """The share of the 25 fps ticks every session is served now."""
+        return LADDER[self.rung]
 
     @property
     def fps(self) -> float:
-        return VIDEO_FPS / self.step
+        return VIDEO_FPS * float(self.rate)
+
+    def serves(self, tick: int) -> bool:
+        """Whether a session draws video tick ``tick`` at the current rate: p of every q
+        ticks, spread evenly (4 of 5: ticks 0, 2, 3, 4, then 5, 7, 8, 9, ...)."""
+        return serves(tick, self.rate)
 
     def summary(self) -> dict:
         """For /healthz and stats: what the model sees now."""
@@ -266,7 +291,7 @@ class Capacity:
         return {
             "sessions_fit": self.sessions_fit,
             "fps": round(self.fps, 2),
-            "frame_step": self.step,
+            "rate": str(self.rate),
             "degraded": self.reason,
             "load": {k: round(getattr(self.load, k), 3) for k in ("pool", "cpu", "serial")},
             "frame_ms": {
@@ -280,22 +305,27 @@ class Capacity:
 
     def refusal(self, sessions: int) -> str | None:
         """None if one more session fits beside ``sessions``; else why not. The first
-        session is always admitted: served at the step its cost allows, it is better off
+        session is always admitted: served at the rate its cost allows, it is better off
         than refused."""
         if sessions == 0:
             return None
-        if self.step > 1:
+        if self.rung > 0:
             return (
                 f"the server is degraded ({self.fps:.1f} fps for every session: "
                 f"{self.reason}); it admits no new session until it recovers"
             )
-        load = self.load_of(sessions + 1, 1)
+        load = self.load_of(sessions + 1)
         if load.worst >= TARGET:
             return (
                 f"no headroom for another session: {sessions + 1} would load the "
                 f"{load.limit} to {load.worst:.0%} (limit {TARGET:.0%})"
             )
         return None
+
+
+def serves(tick: int, rate: Fraction) -> bool:
+    """Whether tick ``tick`` is one of the ``rate`` share of ticks served, spread evenly."""
+    return (tick * rate.numerator) % rate.denominator < rate.numerator
 
 
 def calibrate(render_frame: Callable[[int], object], frames: int = 12) -> FrameCost:

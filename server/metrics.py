@@ -137,7 +137,7 @@ class ServerMetrics:
         for resource in ("pool", "cpu", "serial"):
             self.load.labels(resource).set(getattr(capacity.load, resource))
         self.output_fps.set(capacity.fps)
-        self.degraded.set(1 if capacity.step > 1 else 0)
+        self.degraded.set(1 if capacity.rung > 0 else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

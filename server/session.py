@@ -451,33 +451,38 @@ class Session:
     # ---------------------------------------------------------------- output clocks
 
     async def _video_loop(self) -> None:
-        """The 25 fps clock. A degraded server (server.capacity) serves every ``step``-th
-        tick; a tick whose deadline passed is skipped (counted as dropped), so a late
-        frame never delays the next one."""
+        """The 25 fps clock. A degraded server (server.capacity) serves an even share of
+        the ticks; a served tick whose deadline passed is skipped (counted as dropped), so
+        a late frame never delays the next one."""
         loop = asyncio.get_running_loop()
+        capacity = self._capacity
         start = loop.time()
         tick = 0
         while True:
-            step = self._capacity.step if self._capacity is not None else 1
-            tick = -(-tick // step) * step  # onto this step's grid
+            serves = capacity.serves if capacity is not None else _every_tick
+            while not serves(tick):
+                tick += 1
             due = start + tick * VIDEO_PERIOD_S
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             now = loop.time()
             if (behind := int((now - due) / VIDEO_PERIOD_S)) > 0:
                 # Skip the ticks missed rather than send a late burst.
-                later = -(-(tick + behind) // step) * step
-                missed, tick = (later - tick) // step, later
+                later = tick + behind
+                while not serves(later):
+                    later += 1
+                missed = sum(1 for t in range(tick, later) if serves(t))
+                tick = later
                 self._counters.frames_dropped += missed
                 self._metrics.video_frames_dropped.inc(missed)
-                if self._capacity is not None:
-                    self._capacity.ticked(None, missed)
+                if capacity is not None:
+                    capacity.ticked(None, missed)
                 if start + tick * VIDEO_PERIOD_S > loop.time():
-                    continue  # the next tick of this step is still ahead
+                    continue  # the next tick served is still ahead
             started = time.perf_counter()
             await self._send_frame(tick, self._steps_due(now))
-            if self._capacity is not None:
-                self._capacity.ticked(time.perf_counter() - started)
+            if capacity is not None:
+                capacity.ticked(time.perf_counter() - started)
             tick += 1
 
     async def _send_frame(self, tick: int, steps: list[FrameFeatures]) -> None:
@@ -646,6 +651,10 @@ def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:
     if stamped:
         stamp(i420, frame.image.shape[0], frame.index + 1)
     return i420
+
+
+def _every_tick(tick: int) -> bool:
+    return True
 
 
 def _sent_tracks(pc: RTCPeerConnection) -> list[MediaStreamTrack]:

@@ -6,8 +6,11 @@ import os
 import pytest
 
 from engine.constants import VIDEO_FPS
+from fractions import Fraction
+
 from server.capacity import (
     HOLD_S,
+    LADDER,
     PRIOR_OVERHEAD,
     TARGET,
     WINDOW_S,
@@ -15,6 +18,7 @@ from server.capacity import (
     FrameCost,
     MachineMeter,
     MachineSample,
+    serves,
 )
 
 PERIOD_S = 1 / VIDEO_FPS
@@ -50,7 +54,7 @@ def run(
     ``render_s`` and costs ``cpu_s`` of CPU; every ``missed_every``-th tick is missed."""
     ticks = 0
     for _ in range(round(seconds)):
-        frames = round(sessions * VIDEO_FPS / capacity.step)
+        frames = round(sessions * VIDEO_FPS * capacity.rate)
         for _ in range(frames):
             machine.now += 1 / frames
             ticks += 1
@@ -110,19 +114,22 @@ def test_other_processes_on_the_cores_take_headroom(machine):
 def test_a_frame_longer_than_the_period_degrades_at_once_without_waiting_for_misses(machine):
     capacity = Capacity(2, 2, FrameCost(0.060, 0.062, 0.001), clock=machine.clock)
     capacity.update(1, machine.sample())
-    assert capacity.step == 2 and capacity.fps == VIDEO_FPS / 2
+    # 62 ms a frame: 20 fps would load its clock to 124 %, 16.7 fps to 103 %, 12.5 to 78 %.
+    assert capacity.rate == Fraction(1, 2) and capacity.fps == VIDEO_FPS / 2
     assert "serial" in capacity.reason
     run(capacity, machine, 3 * HOLD_S, 1, render_s=0.060, cpu_s=0.001)
-    assert capacity.step == 2 and capacity.changes == 1  # it stays: 25 fps cannot fit
+    assert capacity.rate == Fraction(1, 2) and capacity.changes == 1  # full rate cannot fit
 
 
 def test_missed_deadlines_degrade_every_session_and_recovery_waits_out_the_hold(machine):
     capacity = Capacity(2, 2, FrameCost(0.010, 0.012, 0.005), clock=machine.clock)
     run(capacity, machine, WINDOW_S + 1, 2, render_s=0.010, cpu_s=0.005)
-    assert capacity.step == 1 and capacity.refusal(2) is None
-    # A noisy neighbour: one tick in ten misses its deadline.
+    assert capacity.rate == 1 and capacity.refusal(2) is None
+    # A noisy neighbour: one tick in ten misses its deadline. The model sees room (the
+    # misses say otherwise), so the rate goes down one rung: 20 fps for both sessions.
     run(capacity, machine, 2, 2, 0.010, 0.005, outside_cores=1.2, missed_every=10)
-    assert capacity.step == 2 and "missed their deadline" in capacity.reason
+    assert capacity.rate == LADDER[1] and capacity.fps == 20
+    assert "missed their deadline" in capacity.reason
     changed_at = machine.now
     refusal = capacity.refusal(2)
     assert refusal is not None and "degraded" in refusal
@@ -130,23 +137,33 @@ def test_missed_deadlines_degrade_every_session_and_recovery_waits_out_the_hold(
     steps = []
     while machine.now < changed_at + 3 * HOLD_S:
         run(capacity, machine, 1, 2, 0.010, 0.005)
-        steps.append((machine.now - changed_at, capacity.step))
-    recovered_at = next(t for t, step in steps if step == 1)
+        steps.append((machine.now - changed_at, capacity.rung))
+    recovered_at = next(t for t, rung in steps if rung == 0)
     assert HOLD_S <= recovered_at <= HOLD_S + WINDOW_S + 1
-    assert [step for t, step in steps if t >= recovered_at] == [1] * sum(
-        1 for t, _ in steps if t >= recovered_at
-    )  # and stays there
+    assert {rung for t, rung in steps if t >= recovered_at} == {0}  # and stays there
     assert capacity.changes == 1 and capacity.reason is None and capacity.refusal(2) is None
 
 
-def test_a_load_just_under_the_recovery_line_does_not_oscillate(machine):
-    # Full rate would load the CPU to 0.88 (over the target), half rate to 0.44.
+def test_a_load_just_over_the_recovery_line_does_not_oscillate(machine):
+    # Full rate would load the CPU to 0.88, 20 fps to 0.70: degraded by misses, it stays
+    # there, because going back up would load over RECOVER * DEGRADED_TARGET (0.76).
     cpu_s = 0.88 * 2 / (2 * VIDEO_FPS)
     capacity = Capacity(2, 2, FrameCost(0.005, 0.006, cpu_s), clock=machine.clock)
-    run(capacity, machine, 1, 2, 0.005, cpu_s, missed_every=10)
-    assert capacity.step == 2
+    run(capacity, machine, WINDOW_S + 1, 2, 0.005, cpu_s)
+    assert capacity.rung == 0  # 0.88 is under 1: measured, not degraded by the model
+    run(capacity, machine, 1, 2, 0.005, cpu_s, missed_every=4)  # a burst of misses
+    assert capacity.rung == 1
     run(capacity, machine, 6 * HOLD_S, 2, 0.005, cpu_s)
-    assert capacity.step == 2 and capacity.changes == 1
+    assert capacity.rung == 1 and capacity.changes == 1
+
+
+@pytest.mark.parametrize("rate", LADDER)
+def test_each_rate_serves_its_share_of_ticks_spread_evenly(rate):
+    served = [t for t in range(300) if serves(t, rate)]
+    assert len(served) == 300 * rate
+    gaps = set(b - a for a, b in zip(served, served[1:], strict=False))
+    # Never two frames' worth of gap more than the rate needs: 1 or 2 ticks up to 1/2.
+    assert gaps == ({1} if rate == 1 else {round(1 / rate)} if rate <= Fraction(1, 2) else {1, 2})
 
 
 def test_the_meter_reads_the_cores_this_process_may_use(tmp_path):

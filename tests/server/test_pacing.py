@@ -167,7 +167,8 @@ async def test_sessions_that_overload_the_render_threads_degrade_evenly(server, 
         await close_all(server, peers)
     sent = [s["frames_sent"] for s in stats]
     assert min(sent) >= 0.7 * max(sent), stats
-    assert [s["target_fps"] for s in stats] == [VIDEO_FPS / 2] * 2, stats
+    # 24 ms on one thread: 20 fps would load it to 96 %, 16.7 fps to 80 %.
+    assert [s["target_fps"] for s in stats] == [round(VIDEO_FPS * 2 / 3, 2)] * 2, stats
     for peer in peers:
         assert_on_the_media_clock(peer.received)
         assert growth(peer.latencies()) < 0.04
