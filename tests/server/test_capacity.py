@@ -1,13 +1,13 @@
 """The capacity model on a clock and a machine the test controls: admission, degradation
 and recovery follow from the costs fed in, the same on any machine."""
 
+import itertools
 import os
+from fractions import Fraction
 
 import pytest
 
 from engine.constants import VIDEO_FPS
-from fractions import Fraction
-
 from server.capacity import (
     HOLD_S,
     LADDER,
@@ -161,9 +161,10 @@ def test_a_load_just_over_the_recovery_line_does_not_oscillate(machine):
 def test_each_rate_serves_its_share_of_ticks_spread_evenly(rate):
     served = [t for t in range(300) if serves(t, rate)]
     assert len(served) == 300 * rate
-    gaps = set(b - a for a, b in zip(served, served[1:], strict=False))
-    # Never two frames' worth of gap more than the rate needs: 1 or 2 ticks up to 1/2.
-    assert gaps == ({1} if rate == 1 else {round(1 / rate)} if rate <= Fraction(1, 2) else {1, 2})
+    gaps = {b - a for a, b in itertools.pairwise(served)}
+    # Even: down to half rate the gaps are one or two ticks, never a longer hole.
+    expected = {1} if rate == 1 else {round(1 / rate)} if rate <= Fraction(1, 2) else {1, 2}
+    assert gaps == expected
 
 
 def test_the_meter_reads_the_cores_this_process_may_use(tmp_path):
