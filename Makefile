@@ -40,6 +40,10 @@ bench: $(VENV)/.serve
 	$(BIN)/evp bench generator --frames 300
 	$(BIN)/evp bench engine --wav ../shared/data/speech/musetalk_eng.wav
 	$(BIN)/evp bench live --spawn --sessions 1 --seconds 20
+	taskset -c 0 $(BIN)/evp bench throughput --sessions 4 --wav ../shared/data/speech/musetalk_eng.wav
+	$(BIN)/evp bench throughput --sessions 4 --wav ../shared/data/speech/musetalk_eng.wav
+	$(BIN)/evp bench live --spawn --ramp --sessions 6 --seconds 15
+	scripts/bench-overload 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -360,6 +360,10 @@ def _server_figures(before: dict, after: dict, wall: float) -> dict:
         "frames_dropped": int(delta("evp_video_frames_dropped_total")),
         "frames_late": int(delta("evp_video_frames_late_total")),
         "refused": int(delta("evp_sessions_refused_total")),
+        # The server's own account of its capacity (server.capacity), at the run's end.
+        "degradations": int(delta("evp_degradations_total")),
+        "output_fps": after.get("evp_output_fps"),
+        "capacity_sessions": after.get("evp_capacity_sessions"),
     }
 
 

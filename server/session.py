@@ -466,19 +466,19 @@ class Session:
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             now = loop.time()
-            if (behind := int((now - due) / VIDEO_PERIOD_S)) > 0:
-                # Skip the ticks missed rather than send a late burst.
-                later = tick + behind
-                while not serves(later):
-                    later += 1
-                missed = sum(1 for t in range(tick, later) if serves(t))
-                tick = later
+            # Late past the next tick served: skip to the latest one due, rather than send
+            # a late burst (a tick is served late only until the next one is due).
+            latest, t = tick, tick + 1
+            while start + t * VIDEO_PERIOD_S <= now:
+                latest = t if serves(t) else latest
+                t += 1
+            if latest > tick:
+                missed = sum(1 for t in range(tick, latest) if serves(t))
+                tick = latest
                 self._counters.frames_dropped += missed
                 self._metrics.video_frames_dropped.inc(missed)
                 if capacity is not None:
                     capacity.ticked(None, missed)
-                if start + tick * VIDEO_PERIOD_S > loop.time():
-                    continue  # the next tick served is still ahead
             started = time.perf_counter()
             await self._send_frame(tick, self._steps_due(now))
             if capacity is not None:

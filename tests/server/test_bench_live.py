@@ -137,6 +137,7 @@ async def test_the_ramp_stops_where_sessions_fall_short_and_reports_it(server):
     # It stopped, and says why: two sessions got no more than the render thread allows.
     assert not ramp[1]["held"] and ramp[1]["fps_min"] <= most_fps(2, RAMP_COST_S) + 0.5
     assert result["max_sessions"] == 1 and result["refused"] == 0
+    assert result["server"]["degradations"] >= 1  # and the server said what it did
     assert not server.evp.sessions
 
 
