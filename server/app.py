@@ -10,6 +10,7 @@ Public API (DESIGN §8), all on one port:
 
 import asyncio
 import hmac
+import itertools
 import json
 import logging
 import secrets
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from engine.avatar.bundle import AvatarLibrary
-from engine.constants import EMOTIONS
+from engine.constants import EMOTIONS, PTS_PER_VIDEO_FRAME
 from engine.emotion_state import EmotionState
 from engine.errors import AvatarError, EngineError
 from engine.pipeline.h264 import H264Stream, to_i420
@@ -123,7 +124,11 @@ class EvpServer:
         portrait = engine.open("calibration", avatar)
         encoder = H264Stream(*avatar.size)
         try:
-            return calibrate(lambda i: encoder.encode(to_i420(portrait.draw_frame(i).image), i))
+            pts = itertools.count(0, PTS_PER_VIDEO_FRAME)
+            return calibrate(
+                lambda i: to_i420(portrait.draw_frame(i).image),
+                lambda i420: encoder.encode(i420, next(pts)),
+            )
         finally:
             portrait.close()
 

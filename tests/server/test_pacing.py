@@ -13,6 +13,7 @@ import pytest
 
 from engine.constants import SAMPLE_RATE, VIDEO_FPS
 from server.bench_analysis import clean_stamps, stamp_latencies
+from server.capacity import TARGET
 from server.client import Peer, WavMicrophone, fetch_metrics, free_local_port, wait_for
 from server.frame_stamp import read_stamp
 from server.settings import ServerSettings
@@ -153,37 +154,46 @@ async def test_a_frame_slower_than_the_period_degrades_evenly_and_latency_holds(
     assert np.median(latency) <= bound, (delay_s, np.median(latency))
 
 
-# Two sessions at 24 ms a frame need 48 ms of render time in a 40 ms period: one render
+# Two sessions at 22 ms a frame need 44 ms of render time in a 40 ms period: one render
 # thread cannot serve them at full rate (auto admission would refuse the second; a fixed
-# --max-sessions 2 admits it), two can.
+# --max-sessions 2 admits it), two can. Whether two sessions reach 25 fps also depends on
+# the CPU left for their encodes and the in-process clients (not on a busy core), so the
+# second test asserts what the render threads decide: they are not the limit.
 @pytest.mark.parametrize(
-    ("frame_cost_s", "render_threads", "max_sessions"), [(0.6 * PERIOD_S, 1, 2)]
+    ("frame_cost_s", "render_threads", "max_sessions"), [(0.55 * PERIOD_S, 1, 2)]
 )
 async def test_sessions_that_overload_the_render_threads_degrade_evenly(server, speech):
     peers = await talk_for(server, speech, seconds=5, sessions=2)
     try:
         stats = [server_stats(server, peer) for peer in peers]
+        pool = server.evp.capacity.load_of(2).pool  # both sessions at full rate
     finally:
         await close_all(server, peers)
+    assert pool > 1.0  # 44 ms of renders a period on one thread
     sent = [s["frames_sent"] for s in stats]
     assert min(sent) >= 0.7 * max(sent), stats
-    # 24 ms on one thread: 20 fps would load it to 96 %, 16.7 fps to 80 %.
-    assert [s["target_fps"] for s in stats] == [round(VIDEO_FPS * 2 / 3, 2)] * 2, stats
+    rates = {s["target_fps"] for s in stats}  # one lower rate for both
+    assert len(rates) == 1 and rates.pop() < VIDEO_FPS and stats[0]["degraded"], stats
     for peer in peers:
         assert_on_the_media_clock(peer.received)
         assert growth(peer.latencies()) < 0.04
 
 
-@pytest.mark.parametrize(("frame_cost_s", "render_threads"), [(0.6 * PERIOD_S, 2)])
-async def test_two_render_threads_serve_two_sessions_at_full_rate(server, speech):
+@pytest.mark.parametrize(("frame_cost_s", "render_threads"), [(0.55 * PERIOD_S, 2)])
+async def test_two_render_threads_carry_two_sessions_that_overload_one(server, speech):
     peers = await talk_for(server, speech, seconds=5, sessions=2)
     try:
         stats = [server_stats(server, peer) for peer in peers]
+        pool = server.evp.capacity.load_of(2).pool
     finally:
         await close_all(server, peers)
+    assert pool < TARGET  # the same renders, measured, over two threads
+    assert len({s["target_fps"] for s in stats}) == 1, stats
     for s, peer in zip(stats, peers, strict=True):
-        assert s["target_fps"] == VIDEO_FPS and s["degraded"] is None, s
-        ticks = s["frames_sent"] + s["frames_dropped"]
-        assert s["frames_dropped"] <= 0.05 * ticks, s
-        assert np.mean(frame_steps(peer.received) == 1) > 0.9
+        assert "pool" not in (s["degraded"] or ""), s
+        if s["degraded"] is None:  # an idle machine: every tick
+            ticks = s["frames_sent"] + s["frames_dropped"]
+            assert s["frames_dropped"] <= 0.05 * ticks, s
+            assert np.mean(frame_steps(peer.received) == 1) > 0.9
+        assert_on_the_media_clock(peer.received)
         assert growth(peer.latencies()) < 0.04
