@@ -28,12 +28,14 @@ Admission (``--max-sessions auto``): one more session is admitted while the load
 the first session always is.
 
 Degradation: when ticks miss their deadline (``MISS_LIMIT`` of them over the window) or
-the render threads' or a session clock's load is over 1, every session goes down the same ``LADDER`` of rates (20, 16.7, 12.5,
-8.3 fps: 4 of every 5 ticks, 2 of 3, 1 of 2, 1 of 3, spread evenly) to the highest at
-which the load fits under ``DEGRADED_TARGET``; it climbs back one rung at a time once
-the rung above would load under ``RECOVER`` of that and the rate has held for ``HOLD_S``
-(hysteresis: it does not oscillate). A late frame never delays the next one: the session
-clock skips ticks it missed (server.session), so latency does not grow.
+the render threads' or a session clock's load is over 1, every session goes down the
+same ``LADDER`` of rates (20, 16.7, 12.5, 8.3 fps: 4 of every 5 ticks, 2 of 3, 1 of 2, 1
+of 3, spread evenly) to the highest at which the load fits under ``DEGRADED_TARGET``; it
+climbs back one rung at a time once the rung above would load under ``RECOVER`` of that
+and the rate has held for ``HOLD_S`` (hysteresis: it does not oscillate). The CPU
+estimate alone never degrades (the scheduler shares cores per thread, not per process);
+CPU contention degrades through the misses it causes. A late frame never delays the next
+one: the session clock skips ticks it missed (server.session), so latency does not grow.
 """
 
 import math
