@@ -164,7 +164,10 @@ async def test_auto_admission_refuses_the_session_the_render_threads_cannot_hold
 
 @pytest.mark.parametrize("load_engine", [FixedCostEngine.loader(0.005)])
 async def test_the_ramp_stops_at_a_refusal_and_reports_it(server):
-    result = await run_live(LiveOptions(url=server.url, **RAMP))
+    # Any rate the server serves holds here (the ladder's lowest is 8.3 fps): on a busy
+    # machine two in-process sessions may be lowered a rung, and this test is about the
+    # refusal.
+    result = await run_live(LiveOptions(url=server.url, **(RAMP | {"min_fps": 8.0})))
     ramp = result["ramp"]
     assert [step["sessions"] for step in ramp] == [1, 2, 3]
     assert ramp[0]["held"] and ramp[1]["held"] and ramp[2]["refused"]  # --max-sessions 2
