@@ -302,6 +302,8 @@ class EvpServer:
             await session.aclose("error while answering")
             raise
         session.start()
+        if self.capacity is not None:
+            self.capacity.started()
         self.metrics.sessions_started.inc()
         logger.info("session %s started (avatar %s)", session.id, avatar_name)
         return web.json_response(

@@ -58,6 +58,9 @@ MISS_LIMIT = 0.10
 WINDOW_S = 3.0
 HOLD_S = 5.0  # the least time between two changes of the rate
 MIN_FRAMES = 25  # frames measured before the measurement replaces the prior
+# A session's start (its DTLS handshake, first keyframes, its peer's decoder starting)
+# makes every session miss ticks for a moment: misses are not counted this long after.
+SETTLE_S = 2.0
 # Shares of the 25 fps ticks served; below 8.3 fps a face no longer reads as speaking.
 LADDER = (Fraction(1), Fraction(4, 5), Fraction(2, 3), Fraction(1, 2), Fraction(1, 3))
 PRIOR_OVERHEAD = 1.5
@@ -140,6 +143,7 @@ class Capacity:
         self.reason: str | None = None  # why it is below full rate
         self.changes = 0  # how many times the rate went down (degradations)
         self._changed_at = -math.inf
+        self._settled_at = -math.inf  # misses before this are not counted
         self._renders: deque[tuple[float, float]] = deque()  # (when, render seconds)
         self._ticks: deque[tuple[float, float, int]] = deque()  # (when, frame s, missed)
         self._samples: deque[tuple[float, MachineSample]] = deque()
@@ -148,6 +152,11 @@ class Capacity:
         self.load = Load(0.0, 0.0, 0.0)  # of the sessions now, at the current rate
 
     # ------------------------------------------------------------ measurements
+
+    def started(self) -> None:
+        """A session started: what it does to everyone's ticks for ``SETTLE_S`` is not a
+        sign of overload."""
+        self._settled_at = self._clock() + SETTLE_S
 
     def rendered(self, seconds: float) -> None:
         self._renders.append((self._clock(), seconds))
@@ -191,9 +200,10 @@ class Capacity:
         return max(0.0, busy / (t1 - t0)) if t1 > t0 else 0.0
 
     def misses(self) -> float:
-        """The fraction of ticks over the window, since the rate last changed, whose
-        deadline passed unserved."""
-        ticks = [(s, m) for when, s, m in self._ticks if when > self._changed_at]
+        """The fraction of ticks over the window, since the rate last changed and the
+        last session settled in, whose deadline passed unserved."""
+        since = max(self._changed_at, self._settled_at)
+        ticks = [(s, m) for when, s, m in self._ticks if when > since]
         sent = sum(1 for s, _ in ticks if s >= 0)
         missed = sum(m for _, m in ticks)
         return missed / (sent + missed) if sent + missed else 0.0

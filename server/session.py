@@ -61,9 +61,6 @@ logger = logging.getLogger(__name__)
 VIDEO_PERIOD_S = 1 / VIDEO_FPS
 AUDIO_PERIOD_S = 0.02
 RETURN_AUDIO_RATE = WEBRTC_SAMPLE_RATE  # what Opus carries; other input rates are resampled
-# A session's first 2 s (its first keyframes, its peer's decoder starting) say nothing
-# about the machine's capacity: the capacity model hears its ticks after them.
-WARMUP_TICKS = 2 * VIDEO_FPS
 MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
 
 
@@ -480,11 +477,11 @@ class Session:
                 tick = latest
                 self._counters.frames_dropped += missed
                 self._metrics.video_frames_dropped.inc(missed)
-                if capacity is not None and tick > WARMUP_TICKS:
+                if capacity is not None:
                     capacity.ticked(None, missed)
             started = time.perf_counter()
             await self._send_frame(tick, self._steps_due(now))
-            if capacity is not None and tick > WARMUP_TICKS:
+            if capacity is not None:
                 capacity.ticked(time.perf_counter() - started)
             tick += 1
 

@@ -187,3 +187,13 @@ def test_the_meter_reads_the_cores_this_process_may_use(tmp_path):
     expected = sum(100 * (i + 1) + 50 for i in cores) / tick
     assert sample.cores == len(cores) and sample.busy_s == pytest.approx(expected)
     assert sample.process_s > 0
+
+
+def test_misses_while_a_session_settles_in_do_not_degrade(machine):
+    capacity = Capacity(2, 2, FrameCost(0.010, 0.012, 0.005), clock=machine.clock)
+    run(capacity, machine, WINDOW_S + 1, 1, render_s=0.010, cpu_s=0.005)
+    capacity.started()  # a second session's handshake and first keyframes
+    run(capacity, machine, 1, 2, 0.010, 0.005, missed_every=3)
+    assert capacity.rung == 0
+    run(capacity, machine, 2, 2, 0.010, 0.005, missed_every=3)  # still missing after
+    assert capacity.rung > 0
