@@ -264,10 +264,11 @@ class Capacity:
             rung = self._fitting_rung(sessions)
             if misses >= MISS_LIMIT:
                 rung = max(rung, self.rung + 1)  # the model missed something: a rung at least
+            wall = "pool" if current.pool >= current.serial else "serial"
             why = (
                 f"{misses:.0%} of frames missed their deadline"
                 if misses >= MISS_LIMIT
-                else f"{current.limit} load {current.worst:.0%}"
+                else f"{wall} load {getattr(current, wall):.0%}"
             )
             self._set_rung(rung, why, now)
             return
