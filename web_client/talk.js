@@ -70,6 +70,8 @@ function showStats(stats) {
     "server latency": stats.latency_ms === null ? "–" : `${stats.latency_ms} ms`,
     "pipeline delay": `${stats.pipeline_delay_ms} ms`, "queue delay": `${stats.queue_delay_ms} ms`,
     viewers: stats.viewers,
+    "server rate": stats.degraded ? `${stats.target_fps} fps (lowered: ${stats.degraded})`
+      : `${stats.target_fps} fps`,
   };
   ui.stats.replaceChildren(...Object.entries(rows).flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;
