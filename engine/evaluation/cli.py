@@ -101,6 +101,27 @@ def _avatar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lipsync(args: argparse.Namespace) -> int:
+    from engine.evaluation.lipsync import evaluate_lipsync
+    from engine.model.emotion_space import EmotionSpace
+    from engine.model.inference import LandmarkModel
+
+    checkpoint = _checkpoint(args.checkpoint)
+    result = evaluate_lipsync(
+        LandmarkModel(checkpoint),
+        EmotionSpace.from_checkpoint(checkpoint),
+        args.clips,
+        png=args.png,
+    )
+    lines = [
+        f"{method}: r {f['r']} at {f['lag_ms']} ms, amplitude {f['amplitude']}, "
+        f"M-LD {f['M-LD']}, M-LVD {f['M-LVD']}"
+        for method, f in result["mean"].items()
+    ]
+    _print(result, args.json, f"{result['clips']} clips\n" + "\n".join(lines))
+    return 0
+
+
 def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="evaluate the models and avatars")
     kinds = evaluate.add_subparsers(dest="eval", required=True)
@@ -124,6 +145,15 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     landmarks.add_argument("--per-clip", action="store_true")
     common(landmarks)
     landmarks.set_defaults(handler=_landmarks)
+
+    lipsync = kinds.add_parser(
+        "lipsync", help="inner-lip opening vs tracked real speech: r, lag, amplitude, M-LD"
+    )
+    lipsync.add_argument(
+        "--clips", type=Path, default=SHARED / "talking2", help="videos with their own audio"
+    )
+    common(lipsync)
+    lipsync.set_defaults(handler=_lipsync)
 
     disentangle = kinds.add_parser("disentangle", help="Table 2 ablation on held-out speakers")
     disentangle.add_argument(
