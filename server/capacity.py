@@ -147,7 +147,6 @@ class Capacity:
         self._renders: deque[tuple[float, float]] = deque()  # (when, render seconds)
         self._ticks: deque[tuple[float, float, int]] = deque()  # (when, frame s, missed)
         self._samples: deque[tuple[float, MachineSample]] = deque()
-        self._sessions = 0
         self.sessions_fit = 0
         self.load = Load(0.0, 0.0, 0.0)  # of the sessions now, at the current rate
 

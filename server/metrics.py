@@ -60,8 +60,9 @@ class ServerMetrics:
         )
         self.stage_seconds = Histogram(
             "evp_stage_seconds",
-            "Time per inference batch in each stage: landmarks (emotion, Ec, LSTM steps of all "
-            "its sessions) and render (alignment, guidance, generator, compositing)",
+            "Time per stage: landmarks per inference batch (emotion, Ec, LSTM steps of all its "
+            "sessions), render per session's frame (alignment, guidance, generator, "
+            "compositing, I420)",
             ["stage"],
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12),
             registry=r,

@@ -118,7 +118,7 @@ class Session:
         self.portrait = portrait
         self._inference = inference
         self._capacity = capacity
-        self._encode = encode  # the shared H.264 encodes, off the inference thread
+        self._encode = encode  # the encode pool, off the render threads
         self._stamp_frames = stamp_frames  # evp bench live: the audio frame in the picture
         self._settings = settings
         self._metrics = metrics

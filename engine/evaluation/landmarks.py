@@ -120,6 +120,31 @@ def evaluate_clip(
     )
 
 
+def evaluate_clips(
+    model: LandmarkModel,
+    space: EmotionSpace,
+    clips_dir: Path,
+    cache_dir: Path | None = None,
+    png: Path | None = None,
+) -> tuple[list[ClipResult], list[list[str]]]:
+    """Every usable clip under ``clips_dir`` evaluated (``png``: their openings drawn),
+    and the [path, reason] of each one skipped: unusable media, or no face tracked."""
+    clips, loaded = load_clips(Path(clips_dir))
+    if not clips:
+        raise EngineError(f"no usable talking clips (video with audio) under {clips_dir}")
+    results, skipped = [], [[str(p), why] for p, why in loaded.skipped]
+    for clip in clips:
+        try:
+            results.append(evaluate_clip(clip.path, model, space, cache_dir))
+        except EngineError as e:  # no face tracked: reported, the others still count
+            skipped.append([str(clip.path), str(e)])
+    if not results:
+        raise EngineError(f"no face was tracked in any clip under {clips_dir}")
+    if png is not None:
+        plot_openings(results, png)
+    return results, skipped
+
+
 def evaluate_landmarks(
     model: LandmarkModel,
     space: EmotionSpace,
@@ -127,12 +152,7 @@ def evaluate_landmarks(
     cache_dir: Path | None = None,
     png: Path | None = None,
 ) -> dict:
-    clips, skipped = load_clips(Path(clips_dir))
-    if not clips:
-        raise EngineError(f"no usable talking clips (video with audio) under {clips_dir}")
-    results = [evaluate_clip(c.path, model, space, cache_dir) for c in clips]
-    if png is not None:
-        plot_openings(results, png)
+    results, skipped = evaluate_clips(model, space, clips_dir, cache_dir, png)
     mean = lambda method: {
         k: round(float(np.mean([r.metrics[method][k] for r in results])), 3) for k in METRICS
     }
@@ -142,7 +162,7 @@ def evaluate_landmarks(
         "baselines": {name: mean(name) for name in ("mean_face", "audio_energy")},
         "clips": len(results),
         "per_clip": {r.name: {"frames": r.frames, **r.metrics} for r in results},
-        "skipped": [[str(p), why] for p, why in skipped.skipped],
+        "skipped": skipped,
         "lookahead_ms": round(model.window.lookahead_seconds * 1000, 1),
     }
 

@@ -20,9 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.clips import load_clips
-from engine.errors import EngineError
-from engine.evaluation.landmarks import ClipResult, evaluate_clip, plot_openings
+from engine.evaluation.landmarks import ClipResult, evaluate_clips
 from engine.model.emotion_space import EmotionSpace
 from engine.model.inference import LandmarkModel
 from engine.targets.teacher import PERCENT
@@ -102,19 +100,7 @@ def evaluate_lipsync(
     cache_dir: Path | None = None,
     png: Path | None = None,
 ) -> dict:
-    clips, loaded = load_clips(Path(clips_dir))
-    if not clips:
-        raise EngineError(f"no usable talking clips (video with audio) under {clips_dir}")
-    results, failed = [], []
-    for clip in clips:
-        try:
-            results.append(evaluate_clip(clip.path, model, space, cache_dir))
-        except EngineError as e:  # no face tracked: reported, the others still count
-            failed.append([str(clip.path), str(e)])
-    if not results:
-        raise EngineError(f"no face was tracked in any clip under {clips_dir}")
-    if png is not None:
-        plot_openings(results, png)
+    results, skipped = evaluate_clips(model, space, clips_dir, cache_dir, png)
     per_clip = {r.name: {"frames": r.frames, **clip_figures(r)} for r in results}
     figures_only = {name: {m: row[m] for m in METHODS} for name, row in per_clip.items()}
     return {
@@ -124,5 +110,5 @@ def evaluate_lipsync(
         "clips": len(results),
         "mean": mean_figures(figures_only),
         "per_clip": per_clip,
-        "skipped": [[str(p), why] for p, why in loaded.skipped] + failed,
+        "skipped": skipped,
     }

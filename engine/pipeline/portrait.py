@@ -65,7 +65,8 @@ class TickTimes:
 class PortraitSession:
     """One peer's pipeline state: its avatar, its emotion, its LSTM state (in the engine).
 
-    Called on the engine's worker thread. ``set_emotion`` and ``reset`` may be called from
+    Stepped on the engine's one landmark thread; ``draw_frame`` may run on another thread
+    (a render pool) between its steps. ``set_emotion`` and ``reset`` may be called from
     any thread: they take effect at the start of the session's next tick.
     """
 
