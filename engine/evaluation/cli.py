@@ -110,8 +110,9 @@ def _lipsync(args: argparse.Namespace) -> int:
     result = evaluate_lipsync(
         LandmarkModel(checkpoint),
         EmotionSpace.from_checkpoint(checkpoint),
-        args.clips,
+        args.clips or [SHARED / "talking2", SHARED / "talking"],
         png=args.png,
+        trained_groups=set() if args.all_speakers else checkpoint.trained_groups,
     )
     lines = [
         f"{method}: r {f['r']} at {f['lag_ms']} ms, amplitude {f['amplitude']}, "
@@ -119,6 +120,40 @@ def _lipsync(args: argparse.Namespace) -> int:
         for method, f in result["mean"].items()
     ]
     _print(result, args.json, f"{result['clips']} clips\n" + "\n".join(lines))
+    return 0
+
+
+#: Held-out speakers (engine.data.speakers) whose speech drives `evp eval rendered-lips`.
+RENDER_CLIPS = (
+    "talking2/deep_avsr_00004.mp4",
+    "talking2/lia_driving2.mp4",
+    "talking2/sadtalker_WDA_BobMenendez_000.mp4",
+    "talking2/spectre_LRS3_00002.mp4",
+    "talking/videoretalking_face_1.mp4",
+)
+
+
+def _rendered_lips(args: argparse.Namespace) -> int:
+    from engine.avatar.bundle import AvatarLibrary
+    from engine.evaluation.rendered_lips import evaluate_rendered_lips
+    from engine.pipeline.portrait import PortraitEngine
+    from engine.runtime.landmarks import load_landmark_runtime
+
+    if args.checkpoint is not None:
+        engine = PortraitEngine(load_landmark_runtime("torch", args.checkpoint), "auto")
+    else:
+        engine = PortraitEngine.load()
+    clips = args.clip or [SHARED / name for name in RENDER_CLIPS]
+    missing = [str(c) for c in clips if not Path(c).is_file()]
+    if missing:
+        raise SystemExit(f"evp eval rendered-lips: no such clip: {', '.join(missing)}")
+    library = AvatarLibrary(args.avatars)
+    results = [
+        evaluate_rendered_lips(engine, library.get(name), clips, keep=args.keep)
+        for name in args.avatar or ["default"]
+    ]
+    lines = [f"{r['avatar']}: {r['mean']}" for r in results]
+    _print(results if len(results) > 1 else results[0], args.json, "\n".join(lines))
     return 0
 
 
@@ -150,10 +185,41 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
         "lipsync", help="inner-lip opening vs tracked real speech: r, lag, amplitude, M-LD"
     )
     lipsync.add_argument(
-        "--clips", type=Path, default=SHARED / "talking2", help="videos with their own audio"
+        "--clips",
+        type=Path,
+        action="append",
+        help="folder of videos with their own audio (repeatable; default: talking2 and "
+        "talking under ../shared/data). Speakers the model trained on are skipped",
+    )
+    lipsync.add_argument(
+        "--all-speakers",
+        action="store_true",
+        help="also score speakers the model trained on (not a held-out figure)",
     )
     common(lipsync)
     lipsync.set_defaults(handler=_lipsync)
+
+    from server.settings import DEFAULT_AVATARS
+
+    rendered = kinds.add_parser(
+        "rendered-lips",
+        help="track the avatar's rendered mouth while real speech drives it: r, range",
+    )
+    rendered.add_argument(
+        "--avatar", action="append", help="avatar name (repeatable; default: default)"
+    )
+    rendered.add_argument(
+        "--clip",
+        type=Path,
+        action="append",
+        help="talking clip whose speech drives the avatar and whose speaker sets the "
+        "range (repeatable; default: five held-out clips)",
+    )
+    rendered.add_argument("--avatars", type=Path, default=DEFAULT_AVATARS, help="bundle directory")
+    rendered.add_argument("--keep", type=Path, help="keep the rendered videos in this folder")
+    rendered.add_argument("--checkpoint", type=Path, help="default: the shipped weights")
+    rendered.add_argument("--json", action="store_true", help="print the result as JSON")
+    rendered.set_defaults(handler=_rendered_lips)
 
     disentangle = kinds.add_parser("disentangle", help="Table 2 ablation on held-out speakers")
     disentangle.add_argument(
@@ -174,8 +240,6 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     alignment.add_argument("--per-clip", action="store_true")
     alignment.add_argument("--json", action="store_true")
     alignment.set_defaults(handler=_alignment)
-
-    from server.settings import DEFAULT_AVATARS
 
     avatar = kinds.add_parser(
         "avatar", help="SSIM/PSNR of an avatar's generator on its held-out frames"

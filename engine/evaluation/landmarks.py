@@ -24,6 +24,7 @@ import numpy as np
 from engine.audio.frontend import FrontEndOptions, analyse_offline
 from engine.constants import JAW, MOUTH, SAMPLE_RATE, VIDEO_FPS
 from engine.data.clips import load_clips
+from engine.data.speakers import speaker_group
 from engine.errors import EngineError
 from engine.face.neutral import neutral_face
 from engine.face.tracking import track_video
@@ -123,23 +124,36 @@ def evaluate_clip(
 def evaluate_clips(
     model: LandmarkModel,
     space: EmotionSpace,
-    clips_dir: Path,
+    clips_dir: Path | list[Path],
     cache_dir: Path | None = None,
     png: Path | None = None,
+    trained_groups: set[str] = frozenset(),
 ) -> tuple[list[ClipResult], list[list[str]]]:
-    """Every usable clip under ``clips_dir`` evaluated (``png``: their openings drawn),
-    and the [path, reason] of each one skipped: unusable media, or no face tracked."""
-    clips, loaded = load_clips(Path(clips_dir))
-    if not clips:
-        raise EngineError(f"no usable talking clips (video with audio) under {clips_dir}")
-    results, skipped = [], [[str(p), why] for p, why in loaded.skipped]
+    """Every usable clip under ``clips_dir`` (one folder or several) evaluated (``png``:
+    their openings drawn), and the [path, reason] of each one skipped: unusable media, no
+    face tracked, or a speaker in ``trained_groups`` (engine.data.speakers): a model is
+    only scored on people it never learned from."""
+    folders = [Path(clips_dir)] if isinstance(clips_dir, str | Path) else list(clips_dir)
+    clips, skipped = [], []
+    for folder in folders:
+        found, loaded = load_clips(folder)
+        clips += found
+        skipped += [[str(p), why] for p, why in loaded.skipped]
+    results = []
     for clip in clips:
+        group = speaker_group(clip.path.stem)
+        if group in trained_groups:
+            skipped.append([str(clip.path), f"the model trained on this speaker ({group})"])
+            continue
         try:
             results.append(evaluate_clip(clip.path, model, space, cache_dir))
         except EngineError as e:  # no face tracked: reported, the others still count
             skipped.append([str(clip.path), str(e)])
     if not results:
-        raise EngineError(f"no face was tracked in any clip under {clips_dir}")
+        raise EngineError(
+            f"no clip to evaluate under {', '.join(map(str, folders))}: "
+            f"{len(skipped)} skipped (untracked, or speakers the model trained on)"
+        )
     if png is not None:
         plot_openings(results, png)
     return results, skipped

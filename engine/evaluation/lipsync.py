@@ -15,7 +15,6 @@ The mean over clips weights each clip equally. The still face has no r (it does 
 move): None. The PNG plots every clip's openings over time.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,39 +22,11 @@ import numpy as np
 from engine.evaluation.landmarks import ClipResult, evaluate_clips
 from engine.model.emotion_space import EmotionSpace
 from engine.model.inference import LandmarkModel
+from engine.targets.sync import FLAT, best_lag
 from engine.targets.teacher import PERCENT
 
 MAX_LAG_S = 0.12
-STEP_S = 0.01  # the lag search's resolution: openings resampled to 100 Hz
 METHODS = ("model", "audio_energy", "mean_face")
-FLAT = 1e-9  # an opening with less spread than this does not move
-
-
-@dataclass(frozen=True)
-class Sync:
-    r: float | None  # None: one of the two does not move
-    lag_s: float
-
-
-def best_lag(times: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> Sync:
-    """Pearson r of ``candidate`` against ``reference`` (both sampled at ``times``,
-    seconds) at the lag within ``MAX_LAG_S`` that maximises it; lag > 0: ``candidate``
-    lags behind ``reference``."""
-    if len(times) < 2:
-        raise ValueError("best_lag needs at least two samples")
-    grid = np.arange(times[0], times[-1], STEP_S)
-    ref, cand = np.interp(grid, times, reference), np.interp(grid, times, candidate)
-    best = Sync(None, 0.0)
-    steps = round(MAX_LAG_S / STEP_S)
-    for k in range(-steps, steps + 1):
-        # candidate at t + k * STEP_S against reference at t
-        a, b = (ref[: len(ref) - k], cand[k:]) if k >= 0 else (ref[-k:], cand[: len(cand) + k])
-        if len(a) < 3 or a.std() < FLAT or b.std() < FLAT:
-            continue
-        r = float(np.corrcoef(a, b)[0, 1])
-        if best.r is None or r > best.r:
-            best = Sync(r, k * STEP_S)
-    return best
 
 
 def amplitude_ratio(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -69,7 +40,7 @@ def clip_figures(result: ClipResult) -> dict[str, dict]:
     out = {}
     for method in METHODS:
         opening = result.openings[method]
-        sync = best_lag(result.times, tracked, opening)
+        sync = best_lag(result.times, tracked, opening, MAX_LAG_S)
         out[method] = {
             "r": None if sync.r is None else round(sync.r, 3),
             "lag_ms": None if sync.r is None else round(1000 * sync.lag_s),
@@ -96,11 +67,16 @@ def mean_figures(per_clip: dict[str, dict[str, dict]]) -> dict[str, dict]:
 def evaluate_lipsync(
     model: LandmarkModel,
     space: EmotionSpace,
-    clips_dir: Path,
+    clips_dir: Path | list[Path],
     cache_dir: Path | None = None,
     png: Path | None = None,
+    trained_groups: set[str] = frozenset(),
 ) -> dict:
-    results, skipped = evaluate_clips(model, space, clips_dir, cache_dir, png)
+    """The figures of the module doc on every clip whose speaker is not in
+    ``trained_groups``."""
+    results, skipped = evaluate_clips(
+        model, space, clips_dir, cache_dir, png, trained_groups=trained_groups
+    )
     per_clip = {r.name: {"frames": r.frames, **clip_figures(r)} for r in results}
     figures_only = {name: {m: row[m] for m in METHODS} for name, row in per_clip.items()}
     return {

@@ -38,6 +38,12 @@ class Checkpoint:
     def config(self) -> ModelConfig:
         return self.model.config
 
+    @property
+    def trained_groups(self) -> set[str]:
+        """Speaker groups (engine.data.speakers) whose real faces the landmark stage
+        learned from in the ``lips`` stage; none for a teacher-only checkpoint."""
+        return set(self.info.get("stages", {}).get("lips", {}).get("train_groups", []))
+
 
 def require_trained(checkpoint: Checkpoint, networks: tuple[str, ...], stage: str) -> None:
     """Refuse checkpoints whose ``networks`` were not trained (a stripped ablation file,

@@ -5,6 +5,7 @@ import json
 import logging
 from pathlib import Path
 
+from engine.data.build import SHARED
 from engine.training.names import DEFAULT_STEPS, LOSSES, STAGES
 
 logger = logging.getLogger(__name__)
@@ -15,13 +16,17 @@ def _train(args: argparse.Namespace) -> int:
     from engine.training.corpus import load_corpus
     from engine.training.stages import StageOptions, train_stage
 
+    if args.stage == "lips":
+        return _lips(args)
     if args.from_checkpoint and args.stage == "all":
         raise SystemExit("evp train: --from applies to one stage, not 'all'")
+    if args.data is None:
+        raise SystemExit(f"evp train {args.stage}: --data CORPUS is required")
     corpus = load_corpus(args.data)
     options = StageOptions(
         steps=args.steps,
         batch=args.batch,
-        lr=args.lr,
+        lr=1e-3 if args.lr is None else args.lr,
         seed=args.seed,
         lookahead_hops=args.lookahead_hops,
         without=tuple(args.without),
@@ -32,6 +37,40 @@ def _train(args: argparse.Namespace) -> int:
         out = train_stage(stage, corpus, args.run, options, start_from=args.from_checkpoint)
     info = load_checkpoint(out).info
     print(json.dumps({"checkpoint": str(out), "stages": info.get("stages", {})}, indent=2))
+    return 0
+
+
+def _lips(args: argparse.Namespace) -> int:
+    from engine.model.checkpoint import load_checkpoint
+    from engine.training.lips import LipsOptions, train_lips
+    from engine.training.talking import load_talking
+
+    if args.lookahead_hops != 12 or args.without or args.batch:
+        raise SystemExit(
+            "evp train lips: the look-ahead comes from the starting checkpoint; "
+            "--lookahead-hops, --without and --batch do not apply"
+        )
+    talking = load_talking(
+        args.clips or [SHARED / "talking2", SHARED / "talking"], shift=not args.no_offsets
+    )
+    given = {
+        "steps": args.steps,
+        "lr": args.lr,
+        "lambda_opening": args.lambda_opening,
+        "lambda_spread": args.lambda_spread,
+        "content_dropout": args.content_dropout,
+    }
+    options = LipsOptions(
+        seed=args.seed,
+        reinit=args.reinit,
+        tune_content=not args.frozen_content,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    start = args.from_checkpoint or args.run / "landmarks.safetensors"
+    out = train_lips(talking, args.run, options, start)
+    stage = load_checkpoint(out).info["stages"]["lips"]
+    summary = {k: stage[k] for k in ("steps", "seconds", "final_losses", "train_groups")}
+    print(json.dumps({"checkpoint": str(out), **summary}, indent=2))
     return 0
 
 
@@ -54,12 +93,12 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         + ", ".join(f"{s} ({DEFAULT_STEPS[s]} steps)" for s in STAGES)
         + "; each starts from the previous stage's checkpoint in --run.",
     )
-    train.add_argument("stage", choices=(*STAGES, "all"))
-    train.add_argument("--data", type=Path, required=True, help="corpus from `evp data build`")
+    train.add_argument("stage", choices=(*STAGES, "all", "lips"))
+    train.add_argument("--data", type=Path, help="corpus from `evp data build` (not for lips)")
     train.add_argument("--run", type=Path, required=True, help="folder for checkpoints")
     train.add_argument("--steps", type=int, help="override the stage's step count")
     train.add_argument("--batch", type=int, help="override the stage's batch size")
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--lr", type=float, help="default 1e-3 (lips: LipsOptions.lr)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--lookahead-hops",
@@ -79,6 +118,29 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         dest="from_checkpoint",
         type=Path,
         help="start this stage from another run's checkpoint (e.g. ablations)",
+    )
+    lips = train.add_argument_group(
+        "lips stage",
+        "`evp train lips --run DIR`: fine-tunes the landmark LSTM (and Ec's last layers) of "
+        "DIR/landmarks.safetensors (or --from) on tracked real speech; held-out speakers "
+        "(engine/data/speakers.py) are never trained on. No --data needed.",
+    )
+    lips.add_argument(
+        "--clips",
+        type=Path,
+        action="append",
+        help="folder of talking clips with their own audio (repeatable; default: "
+        "../shared/data/talking2 and talking)",
+    )
+    for name in ("lambda-opening", "lambda-spread", "content-dropout"):
+        key = name.replace("-", "_")
+        lips.add_argument(f"--{name}", type=float, help=f"default: LipsOptions.{key}")
+    lips.add_argument(
+        "--reinit", action="store_true", help="fresh LSTM: no teacher pretraining (ablation)"
+    )
+    lips.add_argument("--frozen-content", action="store_true", help="keep Ec as is (ablation)")
+    lips.add_argument(
+        "--no-offsets", action="store_true", help="train on clips as recorded (ablation)"
     )
     train.set_defaults(handler=_train)
 

@@ -91,3 +91,32 @@ def test_categories_change_the_expression(shipped, neutral, speech):
         face = _predict(shipped, neutral, audio, emotion)
         brows[emotion] = float((face[:, 36:48, 1].mean(1) - face[:, 17:27, 1].mean(1)).mean())
     assert brows["surprised"] > brows["neutral"] > brows["angry"]
+
+
+def test_a_pause_in_speech_closes_the_mouth(shipped, neutral, speech):
+    """1 s of silence between two stretches of speech: the LSTM, mid-utterance, must
+    close the lips again (within 3 % of IOD of the rest mouth) and open them in speech."""
+    second = SAMPLE_RATE
+    audio = np.concatenate(
+        [speech[: 3 * second], np.zeros(second, np.float32), speech[3 * second : 6 * second]]
+    )
+    gap = _opening(_predict(shipped, neutral, audio)) - inner_lip_opening(
+        neutral[MOUTH.start : MOUTH.stop]
+    )
+    assert np.abs(gap[80:95]).max() < 0.03  # frames 0.2-0.8 s into the pause
+    assert np.percentile(gap[:75], 90) > 0.05
+
+
+def test_lips_follow_a_held_out_real_speaker(shipped, shared_data):
+    """A real speaker no shipped model trained on (LRS3, a held-out group): the predicted
+    inner-lip opening follows the tracked one with most of its amplitude."""
+    from engine.data.speakers import speaker_group
+    from engine.evaluation.landmarks import evaluate_clip
+    from engine.evaluation.lipsync import clip_figures
+
+    model, space = shipped
+    clip = shared_data / "talking2" / "spectre_LRS3_00002.mp4"
+    assert speaker_group(clip.stem) not in model.checkpoint.trained_groups
+    assert model.checkpoint.trained_groups  # the shipped weights did learn real mouths
+    figures = clip_figures(evaluate_clip(clip, model, space))["model"]
+    assert figures["r"] > 0.3 and 0.5 < figures["amplitude"] < 1.5

@@ -1,0 +1,313 @@
+"""The ``lips`` stage: the landmark LSTM learns mouths from real talking faces.
+
+It starts from a checkpoint trained through ``landmarks`` (the viseme teacher: the
+pretraining) or, with ``reinit``, from a fresh identity MLP and LSTM (the ablation that
+says whether the teacher helps), and trains them on tracked frontal landmarks of real
+speech (engine.training.talking), train-split speakers only. Ec and Ee stay frozen.
+
+Loss per frame the tracking can be trusted on (% of IOD):
+
+    position   eq. 7: L2 on every landmark's displacement
+    velocity   L2 on frame-to-frame velocity
+    opening    λo · L2 on the inner-lip opening (iBUG 66 below 62) and on its velocity
+    spread     λs · (std of predicted opening - std of real opening)² per sequence: L2 on
+               its own pulls uncertain frames toward a half-open mouth, which shrinks the
+               motion; this keeps each sequence's range of opening that of the speaker
+
+Pauses: the clips have few long silences, and an LSTM that never saw one keeps the
+mouth open through it. A fraction ``pause_fraction`` of the sequences gets 0.4-1.2 s of
+digital silence spliced in (the content codes of silent windows), with the speaker's
+closed neutral face as the target; the frames where the mouth is closing, and the
+look-ahead before speech resumes, are left out of the loss.
+
+The emotion input: the talking clips are mostly neutral speech, so on their own they
+would teach the LSTM to ignore emotion. A fraction ``emotion_fraction`` of the sequences
+is therefore shown a set emotion (a cluster mean at a random intensity), and its target
+is the real face plus what the starting (teacher) model adds for that emotion on the same
+audio, averaged over the sequence: mean_t f0(c, e) - f0(c, neutral) (the expression, not
+the teacher's weaker lip motion). The rest see the clip's voice code (Ee on its speech)
+or the neutral mean, half each, with the real face as it is.
+"""
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.audio.prosody import speech_span
+from engine.constants import EMOTIONS, SAMPLE_RATE, VIDEO_FPS
+from engine.errors import EngineError
+from engine.model.checkpoint import Checkpoint, load_checkpoint, new_checkpoint, save_checkpoint
+from engine.model.emotion_space import MIN_CLIP_HOPS
+from engine.targets.sync import best_lag
+from engine.training.loop import LoopOptions, run_loop
+from engine.training.stages import augment_identity, encode_content, encode_emotions
+from engine.training.talking import TalkingClip, TalkingSet
+
+logger = logging.getLogger(__name__)
+
+UPPER_INNER, LOWER_INNER = 62, 66  # iBUG inner lip centres
+
+
+@dataclass(frozen=True)
+class LipsOptions:
+    steps: int = 1200
+    batch: int = 16
+    length: int = 64  # frames per training sequence (2.56 s)
+    lr: float = 5e-4
+    seed: int = 0
+    lambda_opening: float = 2.0
+    lambda_spread: float = 2.0
+    reinit: bool = False  # fresh identity MLP + LSTM: no teacher pretraining
+    voice_fraction: float = 0.5
+    emotion_fraction: float = 0.4  # sequences shown a set emotion, with the teacher's offset
+    pause_fraction: float = 0.3  # sequences with a stretch of silence spliced in
+    content_dropout: float = 0.3  # dropout on Ec's codes (regularises the small data)
+    tune_content: bool = True  # also train Ec's fully connected layers (its convolutions
+    # stay as the teacher stages left them: their features are computed once)
+
+
+def opening(displacement_plus_face: torch.Tensor) -> torch.Tensor:
+    """(..., 68, 2) -> (...) inner-lip gap (y points down)."""
+    return displacement_plus_face[..., LOWER_INNER, 1] - displacement_plus_face[..., UPPER_INNER, 1]
+
+
+def lips_loss(
+    predicted: torch.Tensor,
+    target: torch.Tensor,
+    neutral: torch.Tensor,
+    usable: torch.Tensor,
+    options: LipsOptions,
+) -> dict[str, torch.Tensor]:
+    """predicted / target displacements (B, T, 68, 2), neutral (B, 68, 2), usable (B, T)."""
+    weight = usable.float()
+    pair = weight[:, 1:] * weight[:, :-1]
+    masked = lambda x, w: (x * w).sum() / w.sum().clamp(min=1.0)
+    error = ((predicted - target) * 100).pow(2).mean(dim=(2, 3))
+    velocity = (torch.diff(predicted - target, dim=1) * 100).pow(2).mean(dim=(2, 3))
+    face = neutral[:, None]
+    o_pred, o_true = opening(predicted + face) * 100, opening(target + face) * 100
+    losses = {"position": masked(error, weight), "velocity": masked(velocity, pair)}
+    if options.lambda_opening:
+        gap = (o_pred - o_true).pow(2)
+        gap_velocity = (torch.diff(o_pred, dim=1) - torch.diff(o_true, dim=1)).pow(2)
+        losses["opening"] = options.lambda_opening * (
+            masked(gap, weight) + masked(gap_velocity, pair)
+        )
+    if options.lambda_spread:
+        count = weight.sum(1).clamp(min=2.0)
+
+        def spread(o):
+            mean = (o * weight).sum(1) / count
+            return (((o - mean[:, None]) ** 2 * weight).sum(1) / count).clamp(min=1e-6).sqrt()
+
+        losses["spread"] = options.lambda_spread * (spread(o_pred) - spread(o_true)).pow(2).mean()
+    return losses
+
+
+@torch.no_grad()
+def conv_features(checkpoint: Checkpoint, windows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """(T, 28, 12) MFCC windows -> (T, F) Ec's flattened convolution output (eval mode)."""
+    content = checkpoint.model.content.eval()
+    return np.concatenate(
+        [
+            content.conv(content.norm(torch.from_numpy(windows[s : s + chunk])).unsqueeze(1))
+            .flatten(1)
+            .numpy()
+            for s in range(0, len(windows), chunk)
+        ]
+    )
+
+
+def silent_window(window) -> np.ndarray:
+    """(1, 28, 12): the front-end's MFCC window in the middle of digital silence."""
+    from engine.audio.frontend import FrontEndOptions, analyse_offline
+
+    windows, _, _ = analyse_offline(np.zeros(SAMPLE_RATE, np.float32), FrontEndOptions(window))
+    return windows[len(windows) // 2][None].astype(np.float32)
+
+
+def _start(start_from: Path, reinit: bool) -> Checkpoint:
+    if not start_from.is_file():
+        raise EngineError(
+            f"the lips stage starts from a landmarks checkpoint; {start_from} does not exist "
+            "(run `evp train landmarks` first, or pass --from)"
+        )
+    checkpoint = load_checkpoint(start_from)
+    if "landmarks" not in checkpoint.info.get("stages", {}):
+        raise EngineError(f"{start_from} has not been trained through 'landmarks'")
+    if reinit:
+        fresh = new_checkpoint(checkpoint.config).model
+        checkpoint.model.identity.load_state_dict(fresh.identity.state_dict())
+        checkpoint.model.landmarks.load_state_dict(fresh.landmarks.state_dict())
+    return checkpoint
+
+
+@torch.no_grad()
+def validation_figures(checkpoint: Checkpoint, clips: list[TalkingClip]) -> dict[str, float]:
+    """Mean over held-out clips: opening r at the best lag within ±120 ms, amplitude."""
+    model = checkpoint.model.eval()
+    window = _window(checkpoint)
+    neutral_code = checkpoint.means[EMOTIONS.index("neutral")]
+    rs, amplitudes = [], []
+    for clip in clips:
+        content = torch.from_numpy(encode_content(checkpoint, clip.windows(window)))[None]
+        codes = neutral_code[None, None].expand(1, clip.frames, -1)
+        neutral = torch.from_numpy(clip.neutral)[None]
+        displacement, _ = model.landmarks(content, codes, model.identity(neutral))
+        predicted = opening(displacement[0] + neutral).numpy()
+        real = opening(torch.from_numpy(clip.targets)).numpy()
+        keep = clip.usable
+        times = (np.arange(clip.frames) + 0.5) / VIDEO_FPS
+        sync = best_lag(times[keep], real[keep], predicted[keep], 0.12)
+        if sync.r is not None:
+            rs.append(sync.r)
+        if real[keep].std() > 1e-9:
+            amplitudes.append(predicted[keep].std() / real[keep].std())
+    return {"val_r": float(np.mean(rs)), "val_amp": float(np.mean(amplitudes))}
+
+
+def _window(checkpoint: Checkpoint):
+    from engine.audio.mfcc import WindowSpec
+
+    return WindowSpec(checkpoint.config.lookahead_hops)
+
+
+def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from: Path) -> Path:
+    """Trains the lips stage into ``run``/lips.safetensors (resuming if interrupted)."""
+    run.mkdir(parents=True, exist_ok=True)
+    out = run / "lips.safetensors"
+    wanted = asdict(options) | {"from": str(start_from)}
+    if out.is_file():
+        done = load_checkpoint(out).info.get("stages", {}).get("lips", {}).get("options")
+        if done is not None and done != wanted:
+            raise EngineError(
+                f"{out} was trained with other options ({done}); delete it to train again "
+                "or choose another --run folder"
+            )
+        logger.info("lips is finished (%s); delete it to train again", out)
+        return out
+    train, val = talking.select("train"), talking.select("val")
+    if not train:
+        raise EngineError("no training-split talking clips: every clip is a held-out speaker")
+    teacher = copy.deepcopy(load_checkpoint(start_from).model).eval()
+    checkpoint = _start(start_from, options.reinit)
+    model = checkpoint.model
+    window = _window(checkpoint)
+    encode = conv_features if options.tune_content else encode_content
+    content = [encode(checkpoint, clip.windows(window)) for clip in train]
+    teacher_content = [
+        encode_content(checkpoint, clip.windows(window)) if options.tune_content else None
+        for clip in train
+    ]
+    shown = [
+        k
+        for k, name in enumerate(EMOTIONS)
+        if name != "neutral" and float(checkpoint.counts[k]) > 0
+    ]
+    means = checkpoint.means.numpy()
+    silent = silent_window(window)
+    silence = encode(checkpoint, silent)[0]  # what Ec makes of digital silence
+    silence0 = encode_content(checkpoint, silent)[0]
+    settle = 3 + (checkpoint.config.lookahead_hops + 3) // 4  # frames masked at each edge
+    speech = [clip.hops[speech_span(clip.hops, MIN_CLIP_HOPS)] for clip in train]
+    voice = encode_emotions(checkpoint, speech).numpy()
+    neutral_code = checkpoint.means[EMOTIONS.index("neutral")].numpy()
+    seconds = np.array([clip.frames for clip in train], dtype=np.float64)
+    draw = seconds / seconds.sum()  # every second of speech equally likely
+    length = options.length
+
+    def step(rng):
+        cs, c0s, es, ids, targets, masks, set_by_user = [], [], [], [], [], [], []
+        for i in rng.choice(len(train), options.batch, p=draw):
+            clip = train[i]
+            start = int(rng.integers(0, max(1, clip.frames - length + 1)))
+            span = slice(start, start + length)
+            pad = lambda x, span=span: np.resize(x[span], (length, *x.shape[1:]))
+            if shown and rng.random() < options.emotion_fraction:
+                k = shown[int(rng.integers(0, len(shown)))]
+                code = neutral_code + rng.uniform(0.3, 1.0) * (means[k] - neutral_code)
+                set_by_user.append(1.0)
+            else:
+                code = voice[i] if rng.random() < options.voice_fraction else neutral_code
+                set_by_user.append(0.0)
+            faces, codes_in, usable = pad(clip.targets), pad(content[i]), pad(clip.usable)
+            codes0 = pad(teacher_content[i] if options.tune_content else content[i])
+            if rng.random() < options.pause_fraction:
+                span_len = min(int(rng.integers(10, 31)), length // 2)  # 0.4-1.2 s
+                at = int(rng.integers(0, length - span_len + 1))
+                gap = slice(at, at + span_len)
+                faces, codes_in, usable = faces.copy(), codes_in.copy(), usable.copy()
+                faces[gap] = clip.neutral
+                codes_in[gap] = silence
+                if options.tune_content:
+                    codes0 = codes0.copy()
+                    codes0[gap] = silence0
+                else:
+                    codes0 = codes_in
+                usable[at : at + settle] = False
+                usable[max(0, at + span_len - settle) : at + span_len + settle] = False
+            neutral, faces = augment_identity(
+                clip.neutral.astype(np.float64), faces.astype(np.float64), rng
+            )
+            cs.append(codes_in)
+            c0s.append(codes0)
+            es.append(np.repeat(code[None], length, axis=0))
+            ids.append(neutral)
+            targets.append(faces - neutral[None])
+            masks.append(usable)
+        tensor = lambda x: torch.from_numpy(np.stack(x)).float()
+        identity, e = tensor(ids), tensor(es)
+        with torch.no_grad():  # the teacher's expression for the codes shown (0 for neutral)
+            c0, who = tensor(c0s), teacher.identity(identity)
+            offset = (
+                teacher.landmarks(c0, e, who)[0]
+                - teacher.landmarks(c0, torch.from_numpy(neutral_code).expand_as(e), who)[0]
+            )
+            # its static part only: the expression, not the teacher's (weaker) lip motion
+            offset = (
+                offset.mean(dim=1, keepdim=True) * torch.tensor(set_by_user)[:, None, None, None]
+            )
+        codes = model.content.fc(tensor(cs)) if options.tune_content else tensor(cs)
+        codes = torch.nn.functional.dropout(codes, options.content_dropout, training=True)
+        predicted, _ = model.landmarks(codes, e, model.identity(identity))
+        return lips_loss(
+            predicted,
+            tensor(targets) + offset,
+            identity,
+            torch.from_numpy(np.stack(masks)),
+            options,
+        )
+
+    started = time.monotonic()
+    loop = LoopOptions(steps=options.steps, lr=options.lr, seed=options.seed, signature=wanted)
+    params = list(model.identity.parameters()) + list(model.landmarks.parameters())
+    if options.tune_content:
+        params += list(model.content.fc.parameters())
+    final = run_loop(
+        "lips",
+        run / "lips.state.pt",
+        model,
+        params,
+        step,
+        loop,
+        on_log=(lambda _: validation_figures(checkpoint, val)) if val else None,
+    )
+    report = talking.report()
+    checkpoint.info["stages"]["lips"] = {
+        "steps": options.steps,
+        "seconds": round(time.monotonic() - started, 1),
+        "final_losses": {k: round(v, 5) for k, v in final.items()},
+        "options": wanted,
+        "train_groups": sorted({c.group for c in train}),
+        "heldout_groups": sorted({c.group for c in val}),
+        "train_seconds": round(float(seconds.sum()) / VIDEO_FPS, 1),
+        "data": report,
+    }
+    save_checkpoint(checkpoint, out)
+    (run / "lips.state.pt").unlink(missing_ok=True)
+    return out
