@@ -50,6 +50,12 @@ def _lips(args: argparse.Namespace) -> int:
             "evp train lips: the look-ahead comes from the starting checkpoint; "
             "--lookahead-hops, --without and --batch do not apply"
         )
+    start = args.from_checkpoint or args.run / "landmarks.safetensors"
+    if not start.is_file():
+        raise SystemExit(
+            f"evp train lips: no landmarks checkpoint at {start}; run `evp train landmarks` "
+            "into --run first, or pass --from (e.g. engine/model/weights/evp-a2l.safetensors)"
+        )
     talking = load_talking(
         args.clips or [SHARED / "talking2", SHARED / "talking"], shift=not args.no_offsets
     )
@@ -66,7 +72,6 @@ def _lips(args: argparse.Namespace) -> int:
         tune_content=not args.frozen_content,
         **{k: v for k, v in given.items() if v is not None},
     )
-    start = args.from_checkpoint or args.run / "landmarks.safetensors"
     out = train_lips(talking, args.run, options, start)
     stage = load_checkpoint(out).info["stages"]["lips"]
     summary = {k: stage[k] for k in ("steps", "seconds", "final_losses", "train_groups")}

@@ -181,7 +181,7 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
     """Trains the lips stage into ``run``/lips.safetensors (resuming if interrupted)."""
     run.mkdir(parents=True, exist_ok=True)
     out = run / "lips.safetensors"
-    wanted = asdict(options) | {"from": str(start_from)}
+    wanted = asdict(options) | {"from": str(start_from), "offsets": talking.shifted}
     if out.is_file():
         done = load_checkpoint(out).info.get("stages", {}).get("lips", {}).get("options")
         if done is not None and done != wanted:
@@ -194,8 +194,8 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
     train, val = talking.select("train"), talking.select("val")
     if not train:
         raise EngineError("no training-split talking clips: every clip is a held-out speaker")
-    teacher = copy.deepcopy(load_checkpoint(start_from).model).eval()
     checkpoint = _start(start_from, options.reinit)
+    teacher = copy.deepcopy(load_checkpoint(start_from).model).eval()  # frozen, as it was
     model = checkpoint.model
     window = _window(checkpoint)
     encode = conv_features if options.tune_content else encode_content

@@ -78,6 +78,7 @@ class TalkingSet:
     clips: list[TalkingClip]
     skipped: list[list[str]] = field(default_factory=list)  # [path, reason]
     median_lag_s: float = 0.0
+    shifted: bool = True  # A/V offsets applied (False: the clips' timing as recorded)
 
     def select(self, split: str) -> list[TalkingClip]:
         return [c for c in self.clips if c.split == split]
@@ -227,4 +228,4 @@ def load_talking(
         raise EngineError(f"no usable talking clips under {', '.join(map(str, folders))}")
     for path, why in skipped:
         logger.info("talking clips: skipped %s: %s", Path(path).name, why)
-    return TalkingSet(out, skipped, median)
+    return TalkingSet(out, skipped, median, shift)
