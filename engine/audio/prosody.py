@@ -92,3 +92,11 @@ def speech_span(hops: np.ndarray, min_hops: int = 1) -> slice:
     if len(loud) == 0 or loud[-1] + 1 - loud[0] < min_hops:
         return slice(0, len(hops))
     return slice(int(loud[0]), int(loud[-1]) + 1)
+
+
+def relative_loudness(level_db: np.ndarray) -> np.ndarray:
+    """(...,) levels in dB -> 0..1 between the clip's own 10th and 99th percentiles, so
+    microphone gain and background level do not matter."""
+    level_db = np.asarray(level_db, dtype=np.float64)
+    floor, top = np.percentile(level_db, 10), np.percentile(level_db, 99)
+    return np.clip((level_db - floor) / max(top - floor, 1e-6), 0.0, 1.0)

@@ -101,6 +101,17 @@ def _avatar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained_groups(args: argparse.Namespace, checkpoint) -> set[str]:
+    """The speakers `evp eval lipsync` leaves out: those the checkpoint trained on, and
+    those of --held-out-of's checkpoint (to score an older model on the same clips)."""
+    if args.all_speakers:
+        return set()
+    groups = set(checkpoint.trained_groups)
+    if args.held_out_of is not None:
+        groups |= _checkpoint(args.held_out_of).trained_groups
+    return groups
+
+
 def _lipsync(args: argparse.Namespace) -> int:
     from engine.evaluation.lipsync import evaluate_lipsync
     from engine.model.emotion_space import EmotionSpace
@@ -112,7 +123,7 @@ def _lipsync(args: argparse.Namespace) -> int:
         EmotionSpace.from_checkpoint(checkpoint),
         args.clips or [SHARED / "talking2", SHARED / "talking"],
         png=args.png,
-        trained_groups=set() if args.all_speakers else checkpoint.trained_groups,
+        trained_groups=_trained_groups(args, checkpoint),
     )
     lines = [
         f"{method}: r {f['r']} at {f['lag_ms']} ms, amplitude {f['amplitude']}, "
@@ -190,6 +201,13 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         help="folder of videos with their own audio (repeatable; default: talking2 and "
         "talking under ../shared/data). Speakers the model trained on are skipped",
+    )
+    lipsync.add_argument(
+        "--held-out-of",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="also skip the speakers this checkpoint trained on (e.g. score a teacher-only "
+        "checkpoint on the shipped model's held-out clips)",
     )
     lipsync.add_argument(
         "--all-speakers",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.frontend import FrontEndOptions, analyse_offline
+from engine.audio.prosody import relative_loudness
 from engine.constants import JAW, MOUTH, SAMPLE_RATE, VIDEO_FPS
 from engine.data.clips import load_clips
 from engine.data.speakers import speaker_group
@@ -67,8 +68,7 @@ def opening_pattern() -> np.ndarray:
 
 def energy_baseline(neutral: np.ndarray, level_db: np.ndarray, tracked: np.ndarray) -> np.ndarray:
     """Neutral face + gain * loudness(t) * opening pattern, gain fitted on this clip."""
-    floor, top = np.percentile(level_db, 10), np.percentile(level_db, 99)
-    loudness = np.clip((level_db - floor) / max(top - floor, 1e-6), 0.0, 1.0)
+    loudness = relative_loudness(level_db)
     pattern = opening_pattern()
     centred = lambda x: x - x.mean(axis=-2, keepdims=True)
     basis = centred(loudness[:, None, None] * pattern[None]).reshape(len(loudness), -1)

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.audio.prosody import relative_loudness
 from engine.avatar.bundle import Avatar
 from engine.constants import MOUTH, SAMPLE_RATE, VIDEO_FPS
-from engine.emotion_state import EmotionState
 from engine.errors import EngineError
 from engine.face.tracking import track_video
+from engine.pipeline.emotion import NEUTRAL
 from engine.pipeline.portrait import PortraitEngine
 from engine.pipeline.render_video import EmotionChoice, render_video
 from engine.targets.sync import best_lag
@@ -45,9 +46,7 @@ def _loudness(audio: np.ndarray, frames: int) -> np.ndarray:
     hop = SAMPLE_RATE // VIDEO_FPS
     chunks = audio[: frames * hop].astype(np.float64)
     chunks = np.pad(chunks, (0, frames * hop - len(chunks))).reshape(frames, hop)
-    level = 10 * np.log10(np.mean(chunks**2, axis=1) + 1e-10)
-    floor, top = np.percentile(level, 10), np.percentile(level, 99)
-    return np.clip((level - floor) / max(top - floor, 1e-6), 0.0, 1.0)
+    return relative_loudness(10 * np.log10(np.mean(chunks**2, axis=1) + 1e-10))
 
 
 def rendered_clip(
@@ -57,9 +56,7 @@ def rendered_clip(
     if real.valid.sum() < 2:
         raise EngineError(f"{clip.name}: no face was tracked in the real clip")
     out, landmarks = work / f"{clip.stem}.mp4", work / f"{clip.stem}.npy"
-    render_video(
-        clip, out, engine, avatar, EmotionChoice(EmotionState("manual", "neutral", 1.0)), landmarks
-    )
+    render_video(clip, out, engine, avatar, EmotionChoice(NEUTRAL), landmarks)
     predicted = _opening(np.load(landmarks))
     rendered_track = track_video(out, cache_dir=work / "tracking")
     frames = min(len(predicted), len(rendered_track.valid))

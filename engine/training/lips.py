@@ -3,7 +3,8 @@
 It starts from a checkpoint trained through ``landmarks`` (the viseme teacher: the
 pretraining) or, with ``reinit``, from a fresh identity MLP and LSTM (the ablation that
 says whether the teacher helps), and trains them on tracked frontal landmarks of real
-speech (engine.training.talking), train-split speakers only. Ec and Ee stay frozen.
+speech (engine.training.talking), train-split speakers only, together with Ec's fully
+connected layers (``tune_content``); Ec's convolutions and Ee stay frozen.
 
 Loss per frame the tracking can be trusted on (% of IOD):
 
@@ -29,7 +30,6 @@ the teacher's weaker lip motion). The rest see the clip's voice code (Ee on its 
 or the neutral mean, half each, with the real face as it is.
 """
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -38,19 +38,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.audio.frontend import FrontEndOptions, analyse_offline
+from engine.audio.mfcc import WindowSpec
 from engine.audio.prosody import speech_span
-from engine.constants import EMOTIONS, SAMPLE_RATE, VIDEO_FPS
+from engine.constants import EMOTIONS, MOUTH, SAMPLE_RATE, VIDEO_FPS
 from engine.errors import EngineError
+from engine.evaluation.lipsync import MAX_LAG_S, amplitude_ratio
 from engine.model.checkpoint import Checkpoint, load_checkpoint, new_checkpoint, save_checkpoint
 from engine.model.emotion_space import MIN_CLIP_HOPS
 from engine.targets.sync import best_lag
+from engine.targets.visemes import frame_times, inner_lip_opening
 from engine.training.loop import LoopOptions, run_loop
 from engine.training.stages import augment_identity, encode_content, encode_emotions
 from engine.training.talking import TalkingClip, TalkingSet
 
 logger = logging.getLogger(__name__)
-
-UPPER_INNER, LOWER_INNER = 62, 66  # iBUG inner lip centres
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,9 @@ class LipsOptions:
     # stay as the teacher stages left them: their features are computed once)
 
 
-def opening(displacement_plus_face: torch.Tensor) -> torch.Tensor:
-    """(..., 68, 2) -> (...) inner-lip gap (y points down)."""
-    return displacement_plus_face[..., LOWER_INNER, 1] - displacement_plus_face[..., UPPER_INNER, 1]
+def opening(faces: torch.Tensor) -> torch.Tensor:
+    """(..., 68, 2) landmarks -> (...) inner-lip gap (engine.targets.visemes)."""
+    return inner_lip_opening(faces[..., MOUTH.start : MOUTH.stop, :])
 
 
 def lips_loss(
@@ -123,10 +125,8 @@ def conv_features(checkpoint: Checkpoint, windows: np.ndarray, chunk: int = 2048
     )
 
 
-def silent_window(window) -> np.ndarray:
+def silent_window(window: WindowSpec) -> np.ndarray:
     """(1, 28, 12): the front-end's MFCC window in the middle of digital silence."""
-    from engine.audio.frontend import FrontEndOptions, analyse_offline
-
     windows, _, _ = analyse_offline(np.zeros(SAMPLE_RATE, np.float32), FrontEndOptions(window))
     return windows[len(windows) // 2][None].astype(np.float32)
 
@@ -149,9 +149,10 @@ def _start(start_from: Path, reinit: bool) -> Checkpoint:
 
 @torch.no_grad()
 def validation_figures(checkpoint: Checkpoint, clips: list[TalkingClip]) -> dict[str, float]:
-    """Mean over held-out clips: opening r at the best lag within ±120 ms, amplitude."""
+    """Mean over held-out clips: opening r at the best lag (as `evp eval lipsync`, but
+    on the usable frames and with the neutral code), and the amplitude ratio."""
     model = checkpoint.model.eval()
-    window = _window(checkpoint)
+    window = WindowSpec(checkpoint.config.lookahead_hops)
     neutral_code = checkpoint.means[EMOTIONS.index("neutral")]
     rs, amplitudes = [], []
     for clip in clips:
@@ -159,22 +160,14 @@ def validation_figures(checkpoint: Checkpoint, clips: list[TalkingClip]) -> dict
         codes = neutral_code[None, None].expand(1, clip.frames, -1)
         neutral = torch.from_numpy(clip.neutral)[None]
         displacement, _ = model.landmarks(content, codes, model.identity(neutral))
-        predicted = opening(displacement[0] + neutral).numpy()
-        real = opening(torch.from_numpy(clip.targets)).numpy()
         keep = clip.usable
-        times = (np.arange(clip.frames) + 0.5) / VIDEO_FPS
-        sync = best_lag(times[keep], real[keep], predicted[keep], 0.12)
+        predicted = opening(displacement[0] + neutral).numpy()[keep]
+        real = opening(torch.from_numpy(clip.targets)).numpy()[keep]
+        sync = best_lag(frame_times(clip.frames)[keep], real, predicted, MAX_LAG_S)
         if sync.r is not None:
             rs.append(sync.r)
-        if real[keep].std() > 1e-9:
-            amplitudes.append(predicted[keep].std() / real[keep].std())
-    return {"val_r": float(np.mean(rs)), "val_amp": float(np.mean(amplitudes))}
-
-
-def _window(checkpoint: Checkpoint):
-    from engine.audio.mfcc import WindowSpec
-
-    return WindowSpec(checkpoint.config.lookahead_hops)
+        amplitudes.append(amplitude_ratio(real, predicted))
+    return {"val_r": float(np.mean(rs)), "val_amp": float(np.nanmean(amplitudes))}
 
 
 def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from: Path) -> Path:
@@ -195,15 +188,17 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
     if not train:
         raise EngineError("no training-split talking clips: every clip is a held-out speaker")
     checkpoint = _start(start_from, options.reinit)
-    teacher = copy.deepcopy(load_checkpoint(start_from).model).eval()  # frozen, as it was
+    teacher = load_checkpoint(start_from).model.eval()  # frozen: the starting model
     model = checkpoint.model
-    window = _window(checkpoint)
+    window = WindowSpec(checkpoint.config.lookahead_hops)
     encode = conv_features if options.tune_content else encode_content
     content = [encode(checkpoint, clip.windows(window)) for clip in train]
-    teacher_content = [
-        encode_content(checkpoint, clip.windows(window)) if options.tune_content else None
-        for clip in train
-    ]
+    # The teacher reads Ec's codes as they were (the same arrays when Ec is not trained).
+    teacher_content = (
+        [encode_content(checkpoint, clip.windows(window)) for clip in train]
+        if options.tune_content
+        else content
+    )
     shown = [
         k
         for k, name in enumerate(EMOTIONS)
@@ -236,19 +231,14 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
                 code = voice[i] if rng.random() < options.voice_fraction else neutral_code
                 set_by_user.append(0.0)
             faces, codes_in, usable = pad(clip.targets), pad(content[i]), pad(clip.usable)
-            codes0 = pad(teacher_content[i] if options.tune_content else content[i])
+            codes0 = pad(teacher_content[i])
             if rng.random() < options.pause_fraction:
                 span_len = min(int(rng.integers(10, 31)), length // 2)  # 0.4-1.2 s
                 at = int(rng.integers(0, length - span_len + 1))
                 gap = slice(at, at + span_len)
-                faces, codes_in, usable = faces.copy(), codes_in.copy(), usable.copy()
-                faces[gap] = clip.neutral
-                codes_in[gap] = silence
-                if options.tune_content:
-                    codes0 = codes0.copy()
-                    codes0[gap] = silence0
-                else:
-                    codes0 = codes_in
+                faces, codes_in, codes0 = faces.copy(), codes_in.copy(), codes0.copy()
+                usable = usable.copy()
+                faces[gap], codes_in[gap], codes0[gap] = clip.neutral, silence, silence0
                 usable[at : at + settle] = False
                 usable[max(0, at + span_len - settle) : at + span_len + settle] = False
             neutral, faces = augment_identity(

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.mfcc import WindowSpec, video_frame_windows
-from engine.audio.prosody import N_PROSODY, compute_hop_features
+from engine.audio.prosody import N_PROSODY, compute_hop_features, relative_loudness
 from engine.constants import MFCC_HOPS_PER_VIDEO_FRAME, MFCC_N_COEFFS, MOUTH, SAMPLE_RATE, VIDEO_FPS
 from engine.data.clips import load_clips
 from engine.data.speakers import speaker_group, split_of
@@ -104,13 +104,6 @@ class TalkingSet:
         }
 
 
-def loudness(hops: np.ndarray) -> np.ndarray:
-    """(H,) 0..1 level of each hop: dB between the clip's 10th and 99th percentiles."""
-    level = hops[:, -N_PROSODY].astype(np.float64)
-    floor, top = np.percentile(level, 10), np.percentile(level, 99)
-    return np.clip((level - floor) / max(top - floor, 1e-6), 0.0, 1.0)
-
-
 @dataclass(frozen=True)
 class MouthSync:
     """The tracked opening (at ``times``) against the audio's loudness at those times."""
@@ -122,7 +115,9 @@ class MouthSync:
     @classmethod
     def of(cls, times: np.ndarray, opening: np.ndarray, hops: np.ndarray) -> "MouthSync":
         hop_s = 1.0 / (MFCC_HOPS_PER_VIDEO_FRAME * VIDEO_FPS)
-        level = np.interp(times, (np.arange(len(hops)) + 0.5) * hop_s, loudness(hops))
+        level = np.interp(
+            times, (np.arange(len(hops)) + 0.5) * hop_s, relative_loudness(hops[:, -N_PROSODY])
+        )
         return cls(times, opening, level)
 
     def best(self) -> Sync:
