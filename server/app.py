@@ -261,7 +261,7 @@ class EvpServer:
                 status=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        session_id = secrets.token_urlsafe(9)
+        session_id = secrets.token_hex(9)  # hex: never starts with '-', safe as an argument
         self.sessions[session_id] = None  # reserve the slot before awaiting
         self.metrics.sessions.inc()
         loop = asyncio.get_running_loop()
@@ -272,7 +272,7 @@ class EvpServer:
             portrait = await inference.call(inference.engine.open, session_id, avatar, emotion)
             session = Session(
                 session_id=session_id,
-                token=secrets.token_urlsafe(24),
+                token=secrets.token_hex(24),
                 avatar=avatar,
                 settings=self.settings,
                 metrics=self.metrics,

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import sys
 
 import numpy as np
@@ -25,10 +26,12 @@ async def evp(*args: str) -> tuple[int, str, str]:
 async def test_a_script_sets_blends_and_flushes_a_live_session(server):
     peer = Peer(server.url, WavMicrophone(np.zeros(SAMPLE_RATE * 20, np.float32), SAMPLE_RATE))
     await peer.talk()
+    # ids and tokens are hex: a leading '-' would read as an option to argparse and shells
+    assert re.fullmatch("[0-9a-f]+", peer.session_id) and re.fullmatch("[0-9a-f]+", peer.token)
     session = ["--url", server.url, "--session", peer.session_id, "--token", peer.token]
     try:
-        code, out, _ = await evp("emotion", *session, "happy:0.7", "--transition-ms", "500")
-        assert code == 0
+        code, out, err = await evp("emotion", *session, "happy:0.7", "--transition-ms", "500")
+        assert code == 0, err
         state = json.loads(out)["emotion"]
         assert (state["emotion"], state["intensity"], state["transition_ms"]) == ("happy", 0.7, 500)
         assert server.evp.sessions[peer.session_id].emotion.emotion == "happy"
