@@ -4,13 +4,20 @@ A photo has no motion to learn from, so the build makes some by warping the phot
 its own landmarks (piecewise-affine over a Delaunay triangulation, anchored at the image
 border so only the face moves):
 
-    idle_loop(image, face68, frames)    (T, H, W, 3) the loop: a slow head sway and nod,
-                                        breathing zoom and two blinks, mouth closed
+    rest_face(face68)                   (68, 2) the photo's face with the lips closed and
+                                        a smile relaxed: the avatar's neutral, so that a
+                                        pause closes the mouth even when the photo shows
+                                        teeth
+    idle_loop(image, face68, frames)    (T, H, W, 3) the loop: the face at rest, a slow
+                                        head sway and nod, breathing zoom and two blinks
     mouth_frames(image, face68, count)  (count, H, W, 3) training-only frames with the jaw
-                                        and lips opened by growing amounts, the mouth's
-                                        inside filled dark, so the generator has seen
-                                        open mouths before the audio asks for them
-    warp_face(image, src68, dst68)      the warp both use
+                                        and lips opened from rest by growing amounts and
+                                        the mouth narrowed or spread, the inside filled
+                                        (the photo's teeth under the upper lip, dark
+                                        below), so the generator has seen every opening
+                                        before the audio asks for it
+    pose_face(image, face68, target68)  the photo warped to a target shape, mouth filled
+    warp_face(image, src68, dst68)      the warp they all use
 
 face68: (68, 2) iBUG landmarks in image pixels.
 """
@@ -22,9 +29,18 @@ from engine.constants import JAW
 
 UPPER_LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper, lower) eyelid pairs
 INNER_MOUTH = list(range(60, 68))
-LOWER_LIP = [54, 55, 56, 57, 58, 59, 48] + [64, 65, 66, 67]
+INNER_PAIRS = ((61, 67), (62, 66), (63, 65))  # (upper, lower) inner-lip points
+OUTER_PAIRS = ((50, 58), (51, 57), (52, 56))  # the outer-lip points above and below them
+CORNERS = ((48, 60, (49, 59), 1), (54, 64, (53, 55), -1))  # outer, inner, neighbours, side
+DROPPING = [55, 56, 57, 58, 59, 65, 66, 67, 48, 54, 60, 64]  # points the jaw carries down
 CHIN = list(range(4, 13))  # jaw points that drop with the chin
-MOUTH_DARK = (52, 24, 28)  # RGB of the mouth's inside
+MOUTH_DARK = (40, 18, 20)  # RGB of the mouth's inside
+SEAM_GAP = 0.012  # closed inner lips stay this far apart (x IOD): coinciding points would
+# merge in the triangulation and map the upper lip from the lower one
+LIP_EDGE = 0.35  # FaceMesh's inner lip sits this far (of the lip's thickness) inside the
+# visible lip edge; the warp takes the lips from outside it, so no teeth are carried along
+RELAX_NARROW = 0.12  # a smile's corners come in by up to this fraction of half the width
+RELAX_LOWER = 0.05  # ... and down by up to this much (x IOD) when the mouth is relaxed
 
 
 def _anchors(width: int, height: int, face: np.ndarray) -> np.ndarray:
@@ -90,29 +106,98 @@ def blink(face: np.ndarray, closure: float) -> np.ndarray:
     return moved
 
 
-def open_mouth(face: np.ndarray, amount: float) -> np.ndarray:
-    """(68, 2) -> (68, 2) with the jaw dropped by amount x 25 % of the eye distance."""
-    iod = np.linalg.norm(face[45] - face[36])
-    drop = amount * 0.25 * iod
+def _iod(face: np.ndarray) -> float:
+    return float(np.linalg.norm(face[45] - face[36]))
+
+
+def rest_face(face: np.ndarray) -> np.ndarray:
+    """(68, 2) -> (68, 2): the inner lips brought together (the outer lips follow part
+    of the way) and a smile's corners relaxed in and down, in proportion to how far the
+    mouth is wider than a neutral one (0.6 IOD). A closed, neutral mouth barely moves."""
+    iod = _iod(face)
     moved = face.copy()
-    moved[LOWER_LIP, 1] += drop
-    moved[CHIN, 1] += drop * np.sin(np.linspace(0.3, np.pi - 0.3, len(CHIN)))
-    moved[[48, 54], 1] += 0.25 * drop
-    moved[[48, 54], 0] += np.array([1, -1]) * 0.08 * drop  # corners come in a little
+    gap = np.array([0.0, SEAM_GAP * iod])
+    for (up, lo), (outer_up, outer_lo) in zip(INNER_PAIRS, OUTER_PAIRS, strict=True):
+        middle = (face[up] + face[lo]) / 2
+        shift_up = np.maximum(middle - gap - face[up], 0.0) * [0, 1]  # down only
+        shift_lo = np.minimum(middle + gap - face[lo], 0.0) * [0, 1]  # up only
+        moved[[up, outer_up]] += [shift_up, 0.6 * shift_up]
+        moved[[lo, outer_lo]] += [shift_lo, 0.6 * shift_lo]
+    moved[[49, 53], 1] += 0.3 * (moved[50, 1] - face[50, 1])
+    moved[[55, 59], 1] += 0.3 * (moved[58, 1] - face[58, 1])
+    width = float(np.linalg.norm(face[54] - face[48]))
+    smile = float(np.clip((width / iod - 0.6) / 0.1, 0.0, 1.0))  # 0 neutral .. 1 wide smile
+    for outer, inner, neighbours, side in CORNERS:
+        shift = smile * np.array([side * RELAX_NARROW * width / 2, RELAX_LOWER * iod])
+        moved[outer] += shift
+        moved[inner] += 0.9 * shift
+        moved[list(neighbours)] += 0.5 * shift
     return moved
 
 
-def _fill_mouth(warped: np.ndarray, photo: np.ndarray, face: np.ndarray, moved: np.ndarray):
-    """Dark inside the opened mouth; the photo's own teeth stay under the upper lip."""
-    inner = np.zeros(warped.shape[:2], np.uint8)
-    cv2.fillPoly(inner, [np.round(moved[INNER_MOUTH]).astype(np.int32)], 255)
-    teeth = np.zeros_like(inner)
-    cv2.fillPoly(teeth, [np.round(face[INNER_MOUTH]).astype(np.int32)], 255)
-    teeth &= inner
-    dark = cv2.GaussianBlur(inner & ~teeth, (0, 0), 1.2).astype(np.float32)[..., None] / 255
-    keep = cv2.GaussianBlur(teeth, (0, 0), 1.0).astype(np.float32)[..., None] / 255
-    out = warped * (1 - keep) + photo * keep
-    return (out * (1 - dark) + np.array(MOUTH_DARK) * dark).astype(np.uint8)
+def open_mouth(face: np.ndarray, amount: float, spread: float = 0.0) -> np.ndarray:
+    """(68, 2) -> (68, 2) with the jaw dropped by amount x 25 % of the eye distance (the
+    lower lip most in the middle, a quarter at the corners) and the mouth widened by
+    spread x 10 % of its width (negative: rounded, as for "oo")."""
+    drop = amount * 0.25 * _iod(face)
+    moved = face.copy()
+    centre = face[[48, 54], 0].mean()
+    half = abs(face[54, 0] - face[48, 0]) / 2
+    weight = np.maximum(0.25, 1 - ((face[DROPPING, 0] - centre) / half) ** 2)
+    moved[DROPPING, 1] += drop * weight
+    moved[CHIN, 1] += drop * np.sin(np.linspace(0.3, np.pi - 0.3, len(CHIN)))
+    mouth = list(range(48, 68))
+    moved[mouth, 0] = centre + (moved[mouth, 0] - centre) * (1 + 0.1 * spread - 0.08 * amount)
+    return moved
+
+
+def _lip_source(face: np.ndarray) -> np.ndarray:
+    """(68, 2) the photo's landmarks with the inner lips moved out to the lips' edge."""
+    source = face.copy()
+    for (up, lo), (outer_up, outer_lo) in zip(INNER_PAIRS, OUTER_PAIRS, strict=True):
+        source[up] += LIP_EDGE * (face[outer_up] - face[up])
+        source[lo] += LIP_EDGE * (face[outer_lo] - face[lo])
+    return source
+
+
+def _polygon(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 mask, 255 inside the (N, 2) polygon (drawn at quarter-pixel precision)."""
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 4).astype(np.int32)], 255, shift=2)
+    return mask
+
+
+def _soft(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W) uint8 mask -> (H, W, 1) float alpha, its edge blurred by sigma pixels."""
+    return cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float32)[..., None] / 255
+
+
+def pose_face(image: np.ndarray, face: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(H, W, 3) the photo warped so its (68, 2) landmarks face go to target, the lips
+    from their visible edge and the inside of the mouth filled: the photo's teeth
+    where they were, dark below them, and a dark seam between lips that touch."""
+    warped = warp_face(image, _lip_source(face), target).astype(np.float32)
+    mouth = _polygon(image.shape, target[INNER_MOUTH])  # the target's opening
+    inside = cv2.erode(mouth, np.ones((3, 3), np.uint8))  # what shows through it
+    seam = mouth.copy()
+    outline = np.round(target[INNER_MOUTH] * 4).astype(np.int32)
+    cv2.polylines(seam, [outline], True, 255, 1, cv2.LINE_AA, shift=2)
+    photo_teeth = _polygon(image.shape, face[INNER_MOUTH])  # what the photo shows inside
+    around = cv2.dilate(photo_teeth, np.ones((5, 5), np.uint8))
+    lip_pixels = image[(_polygon(image.shape, face[48:60]) > 0) & (around == 0)]
+    lip = lip_pixels.mean(axis=0) if len(lip_pixels) else np.array(MOUTH_DARK, np.float64)
+    if photo_teeth.any():  # teeth the warp carried onto the lips take the lips' colour
+        seen = image[photo_teeth > 0].astype(np.float64)
+        brightness = seen.sum(axis=1)
+        tooth = seen[brightness >= np.percentile(brightness, 70)].mean(axis=0) - lip
+        share = np.clip((warped - lip) @ tooth / max(float(tooth @ tooth), 1.0), 0, 1)
+        on_lips = (_polygon(image.shape, target[48:60]) > 0) & (inside == 0)
+        warped -= (share * on_lips)[..., None] * tooth
+    teeth = photo_teeth & inside
+    out = warped * (1 - (a := 0.7 * _soft(seam, 0.6))) + 0.6 * lip * a
+    out = out * (1 - (a := _soft(inside & ~teeth, 1.0))) + np.array(MOUTH_DARK) * a
+    out = out * (1 - (a := _soft(teeth, 0.8))) + image * a
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _head_motion(face: np.ndarray, phase: float, width: int, height: int) -> np.ndarray:
@@ -129,7 +214,8 @@ def _head_motion(face: np.ndarray, phase: float, width: int, height: int) -> np.
 
 
 def idle_loop(image: np.ndarray, face: np.ndarray, frames: int = 100) -> np.ndarray:
-    """(H, W, 3) photo and its (68, 2) landmarks -> (frames, H, W, 3) idle loop.
+    """(H, W, 3) photo and its (68, 2) landmarks -> (frames, H, W, 3) idle loop of the
+    face at rest (rest_face).
 
     The loop is played forward then backward, so one forward pass is half a period of
     the head motion; blinks at 30 % and 75 % of it.
@@ -140,9 +226,10 @@ def idle_loop(image: np.ndarray, face: np.ndarray, frames: int = 100) -> np.ndar
     for centre in (int(frames * 0.3), int(frames * 0.75)):
         start = max(0, min(centre - 2, frames - len(profile)))
         closures[start : start + len(profile)] = profile[: frames - start]
+    rest = rest_face(face)
     out = []
     for i in range(frames):
-        warped = image if closures[i] == 0 else warp_face(image, face, blink(face, closures[i]))
+        warped = pose_face(image, face, blink(rest, closures[i]))
         matrix = _head_motion(face, 0.5 * i / max(frames - 1, 1), width, height)
         out.append(
             cv2.warpAffine(
@@ -156,15 +243,18 @@ def idle_loop(image: np.ndarray, face: np.ndarray, frames: int = 100) -> np.ndar
     return np.stack(out)
 
 
-def mouth_frames(image: np.ndarray, face: np.ndarray, count: int = 24) -> np.ndarray:
-    """(count, H, W, 3) training frames: the mouth opened from 0 to 1 and back, with
-    small head motion so the generator does not learn one fixed position."""
+def mouth_frames(image: np.ndarray, face: np.ndarray, count: int = 32) -> np.ndarray:
+    """(count, H, W, 3) training frames: the mouth opened from rest to 1 and back twice,
+    spread on the first opening and rounded on the second, with small head motion so the
+    generator does not learn one fixed position."""
     height, width = image.shape[:2]
+    rest = rest_face(face)
     out = []
     for i in range(count):
-        amount = np.sin(np.pi * (i + 0.5) / count)
-        moved = open_mouth(face, amount)
-        frame = _fill_mouth(warp_face(image, face, moved), image, face, moved)
+        phase = (i + 0.5) / count
+        amount = abs(np.sin(2 * np.pi * phase))
+        spread = np.sign(0.5 - phase) * np.sin(np.pi * phase)
+        frame = pose_face(image, face, open_mouth(rest, amount, spread))
         matrix = _head_motion(face, i / count, width, height)
         out.append(
             cv2.warpAffine(

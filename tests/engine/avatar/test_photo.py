@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from engine.avatar.photo import blink, idle_loop, mouth_frames, open_mouth, warp_face
+from engine.avatar.photo import (
+    blink,
+    idle_loop,
+    mouth_frames,
+    open_mouth,
+    pose_face,
+    rest_face,
+    warp_face,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +40,49 @@ def test_a_blink_closes_the_eyes_and_the_tracker_sees_it(astronaut):
     assert brows - 2 <= changed.min() and changed.max() <= lower_lids + 2  # only the eyes move
 
 
-def test_an_opened_mouth_is_tracked_open(astronaut):
+def gap(face):
+    """The inner-lip opening in IOD."""
+    return (face[66, 1] - face[62, 1]) / np.linalg.norm(face[45] - face[36])
+
+
+def test_the_rest_face_closes_a_smile_with_teeth_and_the_tracker_sees_it(astronaut):
+    from engine.face.tracking import track_image
+
+    image, face = astronaut  # Eileen Collins smiles with her teeth showing
+    rest = rest_face(face)
+    assert gap(face) > 0.1
+    assert gap(rest) < 0.03
+    assert np.linalg.norm(rest[54] - rest[48]) < 0.93 * np.linalg.norm(face[54] - face[48])
+    assert np.array_equal(rest[:48], face[:48])  # only the mouth moves
+    closed = pose_face(image, face, rest)
+    seen = track_image(closed).landmarks68[0, :, :2]
+    assert gap(seen) < 0.65 * gap(face)
+    # no teeth left between the lips: nothing in the mouth as bright as the photo's teeth
+    x0, y0 = np.floor(seen[48:60].min(axis=0)).astype(int)
+    x1, y1 = np.ceil(seen[48:60].max(axis=0)).astype(int)
+    teeth = image[y0:y1, x0:x1].sum(axis=2) > 3 * 230
+    assert teeth.sum() > 20 and (closed[y0:y1, x0:x1].sum(axis=2) > 3 * 230).sum() < 3
+
+
+def test_opened_mouths_span_rest_to_wide_and_the_tracker_sees_it(astronaut):
     from engine.face.tracking import track_image
 
     image, face = astronaut
     frames = mouth_frames(image, face, count=8)
     assert frames.shape == (8, *image.shape)
-    gap = lambda f: f[66, 1] - f[62, 1]
-    widest = track_image(frames[4]).landmarks68[0, :, :2]
-    assert gap(widest) > gap(face) + 5  # pixels
-    assert gap(open_mouth(face, 1.0)) > gap(face)
+    seen = [gap(track_image(f).landmarks68[0, :, :2]) for f in frames[[0, 2]]]
+    assert seen[1] > seen[0] + 0.12  # from nearly closed to wide open
+    rest = rest_face(face)
+    assert gap(open_mouth(rest, 1.0)) > gap(open_mouth(rest, 0.5)) > gap(rest)
+    width = lambda f: f[54, 0] - f[48, 0]
+    assert (
+        width(open_mouth(rest, 0.5, 1.0))
+        > width(open_mouth(rest, 0.5))
+        > width(open_mouth(rest, 0.5, -1.0))
+    )
 
 
-def test_the_idle_loop_moves_gently_and_starts_at_the_photo(astronaut):
+def test_the_idle_loop_moves_gently_and_starts_at_the_photo_at_rest(astronaut):
     image, face = astronaut
     loop = idle_loop(image, face, frames=20)
     assert loop.shape == (20, *image.shape)
