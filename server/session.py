@@ -150,7 +150,7 @@ class Session:
         self._ready: deque[FrameFeatures] = deque()
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=256)  # (media_end_s, arrival)
         self._shown: FrameFeatures | None = None
-        self._voice_emotion: dict[str, float] | None = None
+        self._voice_emotion: dict | None = None
         self._counters = _Counters()
         self._latencies: list[float] = []
         self._publish_times: deque[float] = deque(maxlen=2 * VIDEO_FPS)
@@ -621,7 +621,7 @@ class Session:
             # The rate the server serves every session at (server.capacity), and why.
             "target_fps": VIDEO_FPS if capacity is None else round(capacity.fps, 2),
             "degraded": None if capacity is None else capacity.reason,
-            "voice_emotion": _top(self._voice_emotion),
+            "voice_emotion": self._voice_emotion,
         }
 
 
@@ -634,14 +634,6 @@ def _analyse(
     if gap_samples:
         mono = np.concatenate([np.zeros(gap_samples, np.float32), mono])
     return epoch.frontend.push_input(mono), epoch.to_return_rate.push(mono), report
-
-
-def _top(probabilities: dict[str, float] | None) -> dict | None:
-    """The most likely emotion of the voice and its probability, or None."""
-    if not probabilities:
-        return None
-    emotion = max(probabilities, key=probabilities.get)
-    return {"emotion": emotion, "p": round(probabilities[emotion], 3)}
 
 
 def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:

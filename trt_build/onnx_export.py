@@ -110,6 +110,8 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
     """Write the five ONNX files and models.json into out_dir (atomically each)."""
     import onnx
 
+    from engine.model.emotion_space import temperature
+
     model = checkpoint.model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -120,6 +122,7 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
         "emotion_space": {
             "means": checkpoint.means.tolist(),
             "counts": checkpoint.counts.tolist(),
+            "temperature": temperature(checkpoint),
         },
         "models": {},
     }

@@ -66,7 +66,9 @@ function showStats(stats) {
     "audio level": stats.audio_level_db === null ? "–" : `${stats.audio_level_db} dBFS`,
     voice: stats.voice ? "speaking" : "silent",
     "voice sounds": stats.voice_emotion
-      ? `${stats.voice_emotion.emotion} (${Math.round(100 * stats.voice_emotion.p)} %)` : "–",
+      ? `${stats.voice_emotion.emotion} (${Math.round(100 * stats.voice_emotion.p)} %); ` +
+        `auto shows ${stats.voice_emotion.shown.emotion} at ` +
+        `${Math.round(100 * stats.voice_emotion.shown.intensity)} %` : "–",
     "server latency": stats.latency_ms === null ? "–" : `${stats.latency_ms} ms`,
     "pipeline delay": `${stats.pipeline_delay_ms} ms`, "queue delay": `${stats.queue_delay_ms} ms`,
     viewers: stats.viewers,

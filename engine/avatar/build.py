@@ -53,7 +53,7 @@ MIN_FACE_PIXELS = 64  # outer-eye distance x ~2.5 ~ face width; below this there
 MIN_CROP_PIXELS = 96
 HELD_OUT = 0.1
 PHOTO_LOOP_FRAMES = 100
-PHOTO_MOUTH_FRAMES = 24
+PHOTO_MOTION_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _source_key(source: Path, options: BuildOptions) -> str:
 
 def _frames_and_tracks(source: Source, path: Path):
     """-> loop frames, loop track, extra training frames, their track (photos only)."""
-    from engine.avatar.photo import idle_loop, mouth_frames
+    from engine.avatar.photo import idle_loop, motion_frames
     from engine.face.tracking import TrackingError, track_image
 
     _check_one_face(source.frames, path)
@@ -173,9 +173,13 @@ def _frames_and_tracks(source: Source, path: Path):
             f"the face in {path} is only {width:.0f} pixels wide; it needs at least "
             f"{MIN_FACE_PIXELS}: use a larger or closer photo"
         )
-    _say(2, f"photo: synthesising a {PHOTO_LOOP_FRAMES}-frame idle loop and mouth frames")
+    _say(
+        2,
+        f"photo: synthesising a {PHOTO_LOOP_FRAMES}-frame idle loop and "
+        f"{PHOTO_MOTION_FRAMES} frames of speech and expressions",
+    )
     loop = idle_loop(photo, face, PHOTO_LOOP_FRAMES)
-    extra = mouth_frames(photo, face, PHOTO_MOUTH_FRAMES)
+    extra = motion_frames(photo, face, PHOTO_MOTION_FRAMES)
     _say(3, "tracking the synthesised frames")
     return loop, _track(loop, path), extra, _track(extra, path)
 

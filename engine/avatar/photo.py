@@ -10,12 +10,15 @@ border so only the face moves):
                                         teeth
     idle_loop(image, face68, frames)    (T, H, W, 3) the loop: the face at rest, a slow
                                         head sway and nod, breathing zoom and two blinks
-    mouth_frames(image, face68, count)  (count, H, W, 3) training-only frames with the jaw
-                                        and lips opened from rest by growing amounts and
-                                        the mouth narrowed or spread, the inside filled
-                                        (the photo's teeth under the upper lip, dark
-                                        below), so the generator has seen every opening
-                                        before the audio asks for it
+    motion_frames(image, face68, count) (count, H, W, 3) training-only frames: the jaw and
+                                        lips opened from rest by growing amounts, the
+                                        mouth narrowed or spread (the inside filled: the
+                                        photo's teeth under the upper lip, dark below),
+                                        then expressions (brows raised or lowered, eyes
+                                        widened or narrowed, mouth corners up or down)
+                                        with openings, so the generator has seen every
+                                        shape before the audio or an emotion asks for it
+    express(face68, ...)                (68, 2) brows, eyes and mouth corners moved
     pose_face(image, face68, target68)  the photo warped to a target shape, mouth filled
     warp_face(image, src68, dst68)      the warp they all use
 
@@ -151,6 +154,37 @@ def open_mouth(face: np.ndarray, amount: float, spread: float = 0.0) -> np.ndarr
     return moved
 
 
+BROWS = (list(range(17, 22)), list(range(22, 27)))  # right brow outer->inner, left inner->outer
+LOWER_LIDS = (40, 41, 46, 47)
+
+
+def express(
+    face: np.ndarray,
+    inner_brows: float = 0.0,
+    outer_brows: float = 0.0,
+    eyes: float = 0.0,
+    corners: float = 0.0,
+) -> np.ndarray:
+    """(68, 2) -> (68, 2) with an expression, each amount in [-1, 1] (positive: up or
+    wider): the brows' inner and outer ends raised by up to 12 % of the eye distance
+    (points between follow), the eyes widened by up to 5 % (the lower lids a third of
+    that), the mouth corners raised by up to 5 % (FaceMesh sees about 60 % of a brow's
+    and eyelid's move, all of a corner's; real expressions reach 8, 6 and 3 %). 0 everywhere is the face itself."""
+    iod = _iod(face)
+    moved = face.copy()
+    inward = np.linspace(0.0, 1.0, 5)
+    for brow, weight in zip(BROWS, (inward, inward[::-1]), strict=True):
+        lift = (inner_brows * weight + outer_brows * (1 - weight)) * 0.12 * iod
+        moved[brow, 1] -= lift
+    for up, _ in UPPER_LIDS:
+        moved[up, 1] -= eyes * 0.05 * iod
+    moved[list(LOWER_LIDS), 1] += eyes * 0.05 / 3 * iod
+    for outer, inner, neighbours, _ in CORNERS:
+        moved[[outer, inner], 1] -= corners * 0.05 * iod
+        moved[list(neighbours), 1] -= 0.5 * corners * 0.05 * iod
+    return moved
+
+
 def _lip_source(face: np.ndarray) -> np.ndarray:
     """(68, 2) the photo's landmarks with the inner lips moved out to the lips' edge."""
     source = face.copy()
@@ -243,18 +277,29 @@ def idle_loop(image: np.ndarray, face: np.ndarray, frames: int = 100) -> np.ndar
     return np.stack(out)
 
 
-def mouth_frames(image: np.ndarray, face: np.ndarray, count: int = 32) -> np.ndarray:
-    """(count, H, W, 3) training frames: the mouth opened from rest to 1 and back twice,
-    spread on the first opening and rounded on the second, with small head motion so the
-    generator does not learn one fixed position."""
+def motion_frames(image: np.ndarray, face: np.ndarray, count: int = 64) -> np.ndarray:
+    """(count, H, W, 3) training frames, with small head motion so the generator does not
+    learn one fixed position. The first half opens the mouth from rest to 1 and back
+    twice, spread on the first opening and rounded on the second; the second half shows
+    expressions (``express`` amounts drawn uniformly in [-1, 1], seeded, so a build is
+    reproducible) with any opening and spread, so they teach mouths too."""
     height, width = image.shape[:2]
     rest = rest_face(face)
+    rng = np.random.default_rng(count)
+    speech = count // 2
     out = []
     for i in range(count):
-        phase = (i + 0.5) / count
-        amount = abs(np.sin(2 * np.pi * phase))
-        spread = np.sign(0.5 - phase) * np.sin(np.pi * phase)
-        frame = pose_face(image, face, open_mouth(rest, amount, spread))
+        if i < speech:
+            phase = (i + 0.5) / speech
+            amount = abs(np.sin(2 * np.pi * phase))
+            spread = np.sign(0.5 - phase) * np.sin(np.pi * phase)
+            target = open_mouth(rest, amount, spread)
+        else:
+            brows = rng.uniform(-1, 1, 2)
+            eyes, corners = rng.uniform(-1, 1, 2)
+            shaped = express(rest, brows[0], brows[1], eyes, corners)
+            target = open_mouth(shaped, rng.uniform(0, 1), rng.uniform(-1, 1))
+        frame = pose_face(image, face, target)
         matrix = _head_motion(face, i / count, width, height)
         out.append(
             cv2.warpAffine(

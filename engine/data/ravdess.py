@@ -63,3 +63,16 @@ def load_ravdess(root: Path) -> LoadResult:
             + (f" ({len(result.skipped)} .wav files skipped)" if result.skipped else "")
         )
     return result
+
+
+def unheard_speakers(root: Path, trained: set[str]) -> tuple[LoadResult, list[Utterance]]:
+    """RAVDESS under ``root`` and its utterances by speakers not in ``trained`` (a
+    checkpoint's training speakers); an error if every speaker was trained on."""
+    loaded = load_ravdess(Path(root))
+    held = [r for r in loaded.records if r.speaker not in trained]
+    if not held:
+        raise EngineError(
+            f"every speaker under {root} was used to train this checkpoint; point --ravdess "
+            "at speakers it has not heard"
+        )
+    return loaded, held

@@ -32,6 +32,7 @@ HELDOUT_GROUPS = frozenset(
         "lrs3",
         "lrs2",
         "mead-M003",
+        "mead-W009",  # the expression reference (evp eval expression): no speech clips
         "hdtf-BobMenendez",
         "hdtf-KatieHill",
         "hdtf-Radio10",

@@ -23,16 +23,54 @@ def _print(result: dict, as_json: bool, headline: str) -> None:
 
 def _emotion(args: argparse.Namespace) -> int:
     from engine.evaluation.emotion import evaluate_emotion, plot_confusion
+    from engine.model.calibration import calibrate
+    from engine.model.emotion_space import temperature
 
-    result = evaluate_emotion(_checkpoint(args.checkpoint), args.ravdess)
+    checkpoint = _checkpoint(args.checkpoint)
+    result = evaluate_emotion(checkpoint, args.ravdess)
+    result["calibration"] = calibrate(checkpoint, args.ravdess) | {
+        "shipped_temperature": temperature(checkpoint)
+    }
     if args.png:
         plot_confusion(result, args.png)
     _print(
         result,
         args.json,
         f"emotion accuracy {result['accuracy']:.3f} (chance {result['chance']:.3f}) on "
-        f"{result['utterances']} utterances of {len(result['speakers'])} unseen speakers",
+        f"{result['utterances']} utterances of {len(result['speakers'])} unseen speakers; "
+        f"calibration error {result['calibration']['ece_before']:.3f} -> "
+        f"{result['calibration']['ece_after']:.3f} (leave-one-speaker-out)",
     )
+    return 0
+
+
+#: Acted emotional speech among the talking clips (MEAD): reported apart from the
+#: natural speech auto mode must not over-read.
+ACTED = ("MEAD", "eamm")
+
+
+def _auto_mode(args: argparse.Namespace) -> int:
+    from engine.evaluation.emotion import evaluate_auto_mode
+    from engine.model.emotion_space import EmotionSpace
+
+    space = EmotionSpace.from_checkpoint(_checkpoint(args.checkpoint))
+    files = args.file or sorted((SHARED / "speech").glob("*.wav")) + sorted(
+        (SHARED / "talking2").glob("*.mp4")
+    )
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing or not files:
+        raise SystemExit(f"evp eval auto-mode: no such file: {', '.join(missing) or 'none given'}")
+    acted = [f for f in files if any(tag in Path(f).name for tag in ACTED)]
+    natural = [f for f in files if f not in acted]
+    result = {"natural": evaluate_auto_mode(space, natural) if natural else None}
+    result["acted"] = evaluate_auto_mode(space, acted) if acted else None
+    lines = [
+        f"{kind}: {r['files']} files, {r['seconds']} s; intensity below 0.3 "
+        f"{r['near_neutral']:.1%} of the time, at most {r['max_intensity']}"
+        for kind, r in result.items()
+        if r is not None
+    ]
+    _print(result, args.json, "\n".join(lines))
     return 0
 
 
@@ -147,13 +185,8 @@ RENDER_CLIPS = (
 def _rendered_lips(args: argparse.Namespace) -> int:
     from engine.avatar.bundle import AvatarLibrary
     from engine.evaluation.rendered_lips import evaluate_rendered_lips
-    from engine.pipeline.portrait import PortraitEngine
-    from engine.runtime.landmarks import load_landmark_runtime
 
-    if args.checkpoint is not None:
-        engine = PortraitEngine(load_landmark_runtime("torch", args.checkpoint), "auto")
-    else:
-        engine = PortraitEngine.load()
+    engine = _portrait_engine(args.checkpoint)
     clips = args.clip or [SHARED / name for name in RENDER_CLIPS]
     missing = [str(c) for c in clips if not Path(c).is_file()]
     if missing:
@@ -165,6 +198,38 @@ def _rendered_lips(args: argparse.Namespace) -> int:
     ]
     lines = [f"{r['avatar']}: {r['mean']}" for r in results]
     _print(results if len(results) > 1 else results[0], args.json, "\n".join(lines))
+    return 0
+
+
+#: A held-out speaker's speech (engine.data.speakers) for `evp eval expression`.
+EXPRESSION_SPEECH = "talking2/lia_driving2.mp4"
+
+
+def _portrait_engine(checkpoint: Path | None):
+    from engine.pipeline.portrait import PortraitEngine
+    from engine.runtime.landmarks import load_landmark_runtime
+
+    if checkpoint is not None:
+        return PortraitEngine(load_landmark_runtime("torch", checkpoint), "auto")
+    return PortraitEngine.load()
+
+
+def _expression(args: argparse.Namespace) -> int:
+    from engine.avatar.bundle import AvatarLibrary
+    from engine.evaluation.expression import evaluate_expression
+
+    library = AvatarLibrary(args.avatars)
+    avatars = [library.get(name) for name in args.avatar or ["default"]]
+    result = evaluate_expression(
+        _portrait_engine(args.checkpoint),
+        avatars,
+        args.speech,
+        args.mead,
+        keep=args.keep,
+        png=args.png,
+    )
+    lines = [f"{name}: {row}" for name, row in result["summary"].items()]
+    _print(result, args.json, "\n".join(lines))
     return 0
 
 
@@ -183,6 +248,21 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     )
     common(emotion)
     emotion.set_defaults(handler=_emotion)
+
+    auto = kinds.add_parser(
+        "auto-mode",
+        help="what auto mode shows over time on natural (and acted) speech",
+    )
+    auto.add_argument(
+        "--file",
+        type=Path,
+        action="append",
+        help="speech or talking-clip file (repeatable; default: ../shared/data/speech and "
+        "talking2; MEAD clips are reported apart as acted speech)",
+    )
+    auto.add_argument("--checkpoint", type=Path, help="default: the shipped weights")
+    auto.add_argument("--json", action="store_true", help="print the full result as JSON")
+    auto.set_defaults(handler=_auto_mode)
 
     landmarks = kinds.add_parser("landmarks", help="M-LD/M-LVD/F-LD/F-LVD on real talking clips")
     landmarks.add_argument(
@@ -238,6 +318,29 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     rendered.add_argument("--checkpoint", type=Path, help="default: the shipped weights")
     rendered.add_argument("--json", action="store_true", help="print the result as JSON")
     rendered.set_defaults(handler=_rendered_lips)
+
+    expression = kinds.add_parser(
+        "expression",
+        help="each emotion's predicted and rendered face against real MEAD expressions",
+    )
+    expression.add_argument(
+        "--avatar", action="append", help="avatar name (repeatable; default: default)"
+    )
+    expression.add_argument(
+        "--avatars", type=Path, default=DEFAULT_AVATARS, help="bundle directory"
+    )
+    expression.add_argument(
+        "--speech",
+        type=Path,
+        default=SHARED / EXPRESSION_SPEECH,
+        help="speech that drives every render (default: a held-out speaker's clip)",
+    )
+    expression.add_argument(
+        "--mead", type=Path, default=SHARED / "mead", help="MEAD clips: the reference"
+    )
+    expression.add_argument("--keep", type=Path, help="keep the rendered videos in this folder")
+    common(expression)
+    expression.set_defaults(handler=_expression)
 
     disentangle = kinds.add_parser("disentangle", help="Table 2 ablation on held-out speakers")
     disentangle.add_argument(

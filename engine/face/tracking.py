@@ -290,3 +290,25 @@ def track_video(
     cache_dir.mkdir(parents=True, exist_ok=True)
     track.save(cached)
     return track
+
+
+def faces_in_video(path: Path, samples: int = 5, cache_dir: Path | None = None) -> list[int]:
+    """Faces (count_faces) in ``samples`` frames spread over a video, cached by content."""
+    path = Path(path)
+    cache_dir = cache_dir or default_cache_dir()
+    cached = cache_dir / f"{file_digest(path)[:32]}.faces{samples}.json"
+    if cached.is_file():
+        try:
+            return [int(n) for n in json.loads(cached.read_text())]
+        except (OSError, ValueError, TypeError) as e:
+            logger.warning("ignoring unreadable face-count cache %s: %s", cached, e)
+    frames = [image for _, image in read_frames(path)]
+    if not frames:
+        raise TrackingError(f"{path} has no frames")
+    picks = np.linspace(0, len(frames) - 1, min(samples, len(frames))).astype(int)
+    counts = count_faces(frames[i] for i in picks)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(cached.name + ".partial")
+    tmp.write_text(json.dumps(counts))
+    tmp.replace(cached)
+    return counts

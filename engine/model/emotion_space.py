@@ -4,6 +4,11 @@
                                             0.7 of the way to the happy cluster mean
     EmotionSpace.blend(a, b, alpha)         alpha * a + (1 - alpha) * b   (paper Fig. 1b)
     EmotionSpace.from_audio(hops)           Ee of another clip's hops     (paper Fig. 1a)
+    EmotionSpace.probabilities(code)        Ce's belief, calibrated (temperature scaling,
+                                            engine.model.calibration)
+    EmotionSpace.voice_point(code, rest)    what auto mode shows: rest moved towards the
+                                            voice's top emotion only as far as the
+                                            calibrated evidence goes
     VoiceEmotion                            Ee over a sliding window of the live voice,
                                             smoothed; None when the voice gives no evidence
 
@@ -26,6 +31,15 @@ MAX_CLIP_HOPS = 1000  # 10 s per Ee call (TensorRT's profile); longer clips are 
 Encode = Callable[[np.ndarray], np.ndarray]  # (N, H, 15) hops -> (N, E) codes
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, E) codes -> (N, 8) logits, EMOTIONS order
 
+#: Auto mode: below this calibrated probability the voice's top emotion shows nothing;
+#: from it to certainty the intensity rises linearly to 1.
+EVIDENCE_FLOOR = 0.5
+
+
+def temperature(checkpoint) -> float:
+    """Ce's calibration temperature stored in a checkpoint (1.0: never calibrated)."""
+    return float(checkpoint.info.get("calibration", {}).get("temperature", 1.0))
+
 
 class EmotionSpace:
     """The cluster means and counts of a checkpoint, with Ee and Ce from any backend:
@@ -33,8 +47,16 @@ class EmotionSpace:
     (ONNX Runtime needs no torch)."""
 
     def __init__(
-        self, means: np.ndarray, counts: np.ndarray, encode: Encode, classify: Classify
+        self,
+        means: np.ndarray,
+        counts: np.ndarray,
+        encode: Encode,
+        classify: Classify,
+        temperature: float = 1.0,
     ) -> None:
+        if not temperature > 0:
+            raise EngineError(f"the calibration temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
         self.means = np.asarray(means, np.float32)
         if self.means.ndim != 2 or len(self.means) != len(EMOTIONS):
             raise EngineError(f"emotion means must be ({len(EMOTIONS)}, E), got {self.means.shape}")
@@ -63,13 +85,19 @@ class EmotionSpace:
 
         return cls(
             checkpoint.means.numpy(), checkpoint.counts.numpy(), run(model.emotion),
-            run(model.classifier),
+            run(model.classifier), temperature(checkpoint),
         )  # fmt: skip
 
     @classmethod
     def from_runtime(cls, runtime) -> "EmotionSpace":
         """Ee and Ce of an engine.runtime.landmarks runtime, with its stored means."""
-        return cls(runtime.emotion_means, runtime.emotion_counts, runtime.emotion, runtime.classify)
+        return cls(
+            runtime.emotion_means,
+            runtime.emotion_counts,
+            runtime.emotion,
+            runtime.classify,
+            getattr(runtime, "emotion_temperature", 1.0),
+        )
 
     @property
     def neutral(self) -> np.ndarray:
@@ -115,12 +143,33 @@ class EmotionSpace:
         """(n,) 16 kHz speech -> its emotion code."""
         return self.from_audio(compute_hop_features(audio))
 
+    def logits(self, codes: np.ndarray) -> np.ndarray:
+        """(N, E) codes -> (N, len(known)) Ce's logits over the known emotions, uncalibrated."""
+        logits = self._classify(np.asarray(codes, np.float32)).astype(np.float64)
+        return logits[:, [EMOTIONS.index(e) for e in self.known]]
+
     def probabilities(self, code: np.ndarray) -> dict[str, float]:
-        """Ce's belief over the emotions this model knows."""
-        logits = self._classify(np.asarray(code, np.float32)[None])[0].astype(np.float64)
-        known = logits[[EMOTIONS.index(e) for e in self.known]]
+        """Ce's calibrated belief over the emotions this model knows."""
+        known = self.logits(np.asarray(code)[None])[0] / self.temperature
         p = np.exp(known - known.max())
         return dict(zip(self.known, (p / p.sum()).tolist(), strict=True))
+
+    def evidence(self, code: np.ndarray) -> tuple[str, float]:
+        """The voice's most likely emotion other than neutral and how strongly to show it:
+        0 up to EVIDENCE_FLOOR calibrated probability (or when neutral is likelier), then
+        rising linearly to 1 at certainty."""
+        p = self.probabilities(code)
+        emotion = max((e for e in p if e != "neutral"), key=p.get)
+        if p[emotion] <= p.get("neutral", 0.0):
+            return emotion, 0.0
+        return emotion, float(np.clip((p[emotion] - EVIDENCE_FLOOR) / (1 - EVIDENCE_FLOOR), 0, 1))
+
+    def voice_point(self, code: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """What auto mode shows for a voice code: ``rest`` (neutral, or the user's last
+        setting) moved towards the voice's top emotion by its evidence strength."""
+        emotion, strength = self.evidence(code)
+        target = self.category(emotion, 1.0)
+        return (rest + strength * (target - rest)).astype(np.float32)
 
 
 class VoiceEmotion:

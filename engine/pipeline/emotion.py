@@ -6,7 +6,8 @@
 
 Manual (a category at an intensity) and blend (alpha between two categories) are points
 of the emotion space; auto follows the live voice (engine.model.emotion_space.VoiceEmotion)
-and falls back to the last manual or blend point while the voice gives no evidence. A
+only as far as its calibrated evidence goes (EmotionSpace.voice_point): from the last
+manual or blend point (neutral by default), which it shows while the voice gives none. A
 change of request moves the code from where it is to the new target over
 ``transition_ms``, eased, by interpolating codes (paper Fig. 1b): expressions morph
 instead of jumping. Time is counted in video frames, so a render is deterministic.
@@ -34,6 +35,8 @@ class EmotionControl:
         self._from = self.code
         self._frames, self._done = 0, 0
         self._voice_was_none = True
+        self._voice_seen: np.ndarray | None = None  # the voice code voice_point was made from
+        self._voice_point = self._fallback
 
     def check(self, state: EmotionState) -> None:
         """Raise EngineError if ``state`` names a category the model lacks."""
@@ -45,6 +48,7 @@ class EmotionControl:
         self.state, self._fixed = state, None
         if point is not None:
             self._fallback = point
+        self._voice_seen = None  # the voice's point is relative to the fallback
         self._start_transition(state.transition_ms)
 
     def set_code(self, code: np.ndarray, transition_ms: int = 0) -> None:
@@ -77,7 +81,12 @@ class EmotionControl:
         if self._fixed is not None:
             return self._fixed
         if self.state.mode == "auto":
-            return self._fallback if voice is None else voice.astype(np.float32)
+            if voice is None:
+                return self._fallback
+            if voice is not self._voice_seen:  # a new estimate (every few frames)
+                self._voice_seen = voice
+                self._voice_point = self._space.voice_point(voice, self._fallback)
+            return self._voice_point
         return self._fallback
 
     def _start_transition(self, transition_ms: int) -> None:

@@ -137,10 +137,22 @@ class PortraitSession:
             tick, self.index, rendered.frame, self.frontal, posed, self.emotion.code.copy()
         )
 
-    def voice_emotion(self) -> dict[str, float] | None:
-        """Ce's belief about the live voice's emotion; None while it gives no evidence."""
+    def voice_emotion(self) -> dict | None:
+        """The live voice's likeliest emotion and its calibrated probability ``p``, and
+        ``shown``: the emotion auto mode moves towards and its intensity (0..1, from
+        the evidence); None while the voice gives no evidence."""
         code = self.emotion.voice_code
-        return None if code is None else self._engine.space.probabilities(code)
+        if code is None:
+            return None
+        space = self._engine.space
+        p = space.probabilities(code)
+        top = max(p, key=p.get)
+        emotion, strength = space.evidence(code)
+        return {
+            "emotion": top,
+            "p": round(p[top], 3),
+            "shown": {"emotion": emotion, "intensity": round(strength, 3)},
+        }
 
     def close(self) -> None:
         self._engine.close(self)

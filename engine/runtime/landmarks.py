@@ -100,6 +100,7 @@ class ExportedLandmarks:
         space = self.spec["emotion_space"]
         self.emotion_means = np.asarray(space["means"], np.float32)
         self.emotion_counts = np.asarray(space["counts"], np.float32)
+        self.emotion_temperature = float(space.get("temperature", 1.0))  # 1: uncalibrated
         self.lookahead_hops = int(self.spec["lookahead_hops"])
         state = self.spec["models"]["landmark_step"]["inputs"][3]["shape"]  # [L, "N", D]
         self.layers, self.hidden = int(state[0]), int(state[2])

@@ -18,6 +18,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.stage == "lips":
         return _lips(args)
+    if args.stage == "calibrate":
+        return _calibrate(args)
     if args.from_checkpoint and args.stage == "all":
         raise SystemExit("evp train: --from applies to one stage, not 'all'")
     if args.data is None:
@@ -41,7 +43,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _lips(args: argparse.Namespace) -> int:
+    from engine.data.speakers import HELDOUT_GROUPS
     from engine.model.checkpoint import load_checkpoint
+    from engine.targets.expressions import expression_offsets
     from engine.training.lips import LipsOptions, train_lips
     from engine.training.talking import load_talking
 
@@ -72,7 +76,8 @@ def _lips(args: argparse.Namespace) -> int:
         tune_content=not args.frozen_content,
         **{k: v for k, v in given.items() if v is not None},
     )
-    out = train_lips(talking, args.run, options, start)
+    expressions = expression_offsets(args.mead, exclude=HELDOUT_GROUPS)
+    out = train_lips(talking, args.run, options, start, expressions)
     stage = load_checkpoint(out).info["stages"]["lips"]
     summary = {k: stage[k] for k in ("steps", "seconds", "final_losses", "train_groups")}
     print(json.dumps({"checkpoint": str(out), **summary}, indent=2))
@@ -90,6 +95,25 @@ def _strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from engine.model.calibration import calibrate
+    from engine.model.checkpoint import load_checkpoint, save_checkpoint
+
+    start = args.from_checkpoint or args.run / "lips.safetensors"
+    if not start.is_file():
+        raise SystemExit(
+            f"evp train calibrate: no checkpoint at {start}; run `evp train lips` into --run "
+            "first, or pass --from"
+        )
+    checkpoint = load_checkpoint(start)
+    result = calibrate(checkpoint, args.ravdess)
+    checkpoint.info["calibration"] = result | {"from": str(start)}
+    out = args.run / "calibrate.safetensors"
+    save_checkpoint(checkpoint, out)
+    print(json.dumps({"checkpoint": str(out), **result}, indent=2))
+    return 0
+
+
 def add_train_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
@@ -98,7 +122,7 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         + ", ".join(f"{s} ({DEFAULT_STEPS[s]} steps)" for s in STAGES)
         + "; each starts from the previous stage's checkpoint in --run.",
     )
-    train.add_argument("stage", choices=(*STAGES, "all", "lips"))
+    train.add_argument("stage", choices=(*STAGES, "all", "lips", "calibrate"))
     train.add_argument("--data", type=Path, help="corpus from `evp data build` (not for lips)")
     train.add_argument("--run", type=Path, required=True, help="folder for checkpoints")
     train.add_argument("--steps", type=int, help="override the stage's step count")
@@ -143,9 +167,25 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
     lips.add_argument(
         "--reinit", action="store_true", help="fresh LSTM: no teacher pretraining (ablation)"
     )
+    lips.add_argument(
+        "--mead",
+        type=Path,
+        default=SHARED / "mead",
+        help="MEAD clips whose expressions the emotions are taught (held-out identities "
+        "of engine.data.speakers are left out)",
+    )
     lips.add_argument("--frozen-content", action="store_true", help="keep Ec as is (ablation)")
     lips.add_argument(
         "--no-offsets", action="store_true", help="train on clips as recorded (ablation)"
+    )
+    calibration = train.add_argument_group(
+        "calibrate stage",
+        "`evp train calibrate --run DIR`: temperature-scales Ce's probabilities on the "
+        "RAVDESS speakers DIR/lips.safetensors (or --from) never trained on, and writes "
+        "DIR/calibrate.safetensors (engine/model/calibration.py). No --data needed.",
+    )
+    calibration.add_argument(
+        "--ravdess", type=Path, default=SHARED / "ravdess", help="RAVDESS-layout folder"
     )
     train.set_defaults(handler=_train)
 

@@ -23,11 +23,12 @@ look-ahead before speech resumes, are left out of the loss.
 
 The emotion input: the talking clips are mostly neutral speech, so on their own they
 would teach the LSTM to ignore emotion. A fraction ``emotion_fraction`` of the sequences
-is therefore shown a set emotion (a cluster mean at a random intensity), and its target
-is the real face plus what the starting (teacher) model adds for that emotion on the same
-audio, averaged over the sequence: mean_t f0(c, e) - f0(c, neutral) (the expression, not
-the teacher's weaker lip motion). The rest see the clip's voice code (Ee on its speech)
-or the neutral mean, half each, with the real face as it is.
+is therefore shown a set emotion (the neutral mean moved a random intensity u of the way
+to the emotion's cluster mean, as EmotionSpace.category does), and its target is the
+real face plus u times the real expression: how that emotion moves MEAD faces from their
+own neutral (engine.targets.expressions.expression_offsets, in IOD, scaled to the
+speaker's face), averaged over the identities not held out. The rest see the clip's
+voice code (Ee on its speech) or the neutral mean, half each, with the real face as it is.
 """
 
 import logging
@@ -46,6 +47,7 @@ from engine.errors import EngineError
 from engine.evaluation.lipsync import MAX_LAG_S, amplitude_ratio
 from engine.model.checkpoint import Checkpoint, load_checkpoint, new_checkpoint, save_checkpoint
 from engine.model.emotion_space import MIN_CLIP_HOPS
+from engine.targets.expressions import ExpressionOffsets
 from engine.targets.sync import best_lag
 from engine.targets.visemes import frame_times, inner_lip_opening
 from engine.training.loop import LoopOptions, run_loop
@@ -66,7 +68,7 @@ class LipsOptions:
     lambda_spread: float = 2.0
     reinit: bool = False  # fresh identity MLP + LSTM: no teacher pretraining
     voice_fraction: float = 0.5
-    emotion_fraction: float = 0.4  # sequences shown a set emotion, with the teacher's offset
+    emotion_fraction: float = 0.4  # sequences shown a set emotion, with its real expression
     pause_fraction: float = 0.3  # sequences with a stretch of silence spliced in
     content_dropout: float = 0.3  # dropout on Ec's codes (regularises the small data)
     tune_content: bool = True  # also train Ec's fully connected layers (its convolutions
@@ -170,11 +172,22 @@ def validation_figures(checkpoint: Checkpoint, clips: list[TalkingClip]) -> dict
     return {"val_r": float(np.mean(rs)), "val_amp": float(np.nanmean(amplitudes))}
 
 
-def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from: Path) -> Path:
-    """Trains the lips stage into ``run``/lips.safetensors (resuming if interrupted)."""
+def train_lips(
+    talking: TalkingSet,
+    run: Path,
+    options: LipsOptions,
+    start_from: Path,
+    expressions: ExpressionOffsets,
+) -> Path:
+    """Trains the lips stage into ``run``/lips.safetensors (resuming if interrupted);
+    ``expressions``: (8, 68, 2) IOD offsets, what each emotion adds at intensity 1."""
     run.mkdir(parents=True, exist_ok=True)
     out = run / "lips.safetensors"
-    wanted = asdict(options) | {"from": str(start_from), "offsets": talking.shifted}
+    wanted = asdict(options) | {
+        "from": str(start_from),
+        "offsets": talking.shifted,
+        "expressions": list(expressions.names),
+    }
     if out.is_file():
         done = load_checkpoint(out).info.get("stages", {}).get("lips", {}).get("options")
         if done is not None and done != wanted:
@@ -188,26 +201,19 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
     if not train:
         raise EngineError("no training-split talking clips: every clip is a held-out speaker")
     checkpoint = _start(start_from, options.reinit)
-    teacher = load_checkpoint(start_from).model.eval()  # frozen: the starting model
     model = checkpoint.model
     window = WindowSpec(checkpoint.config.lookahead_hops)
     encode = conv_features if options.tune_content else encode_content
     content = [encode(checkpoint, clip.windows(window)) for clip in train]
-    # The teacher reads Ec's codes as they were (the same arrays when Ec is not trained).
-    teacher_content = (
-        [encode_content(checkpoint, clip.windows(window)) for clip in train]
-        if options.tune_content
-        else content
-    )
     shown = [
         k
         for k, name in enumerate(EMOTIONS)
-        if name != "neutral" and float(checkpoint.counts[k]) > 0
+        if name != "neutral"
+        and float(checkpoint.counts[k]) > 0
+        and np.abs(expressions.offsets[k]).any()
     ]
     means = checkpoint.means.numpy()
-    silent = silent_window(window)
-    silence = encode(checkpoint, silent)[0]  # what Ec makes of digital silence
-    silence0 = encode_content(checkpoint, silent)[0]
+    silence = encode(checkpoint, silent_window(window))[0]  # what Ec makes of digital silence
     settle = 3 + (checkpoint.config.lookahead_hops + 3) // 4  # frames masked at each edge
     speech = [clip.hops[speech_span(clip.hops, MIN_CLIP_HOPS)] for clip in train]
     voice = encode_emotions(checkpoint, speech).numpy()
@@ -217,57 +223,46 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
     length = options.length
 
     def step(rng):
-        cs, c0s, es, ids, targets, masks, set_by_user = [], [], [], [], [], [], []
+        cs, es, ids, targets, masks = [], [], [], [], []
         for i in rng.choice(len(train), options.batch, p=draw):
             clip = train[i]
             start = int(rng.integers(0, max(1, clip.frames - length + 1)))
             span = slice(start, start + length)
             pad = lambda x, span=span: np.resize(x[span], (length, *x.shape[1:]))
+            expression = np.zeros_like(expressions.offsets[0])
             if shown and rng.random() < options.emotion_fraction:
                 k = shown[int(rng.integers(0, len(shown)))]
-                code = neutral_code + rng.uniform(0.3, 1.0) * (means[k] - neutral_code)
-                set_by_user.append(1.0)
+                intensity = rng.uniform(0.1, 1.0)
+                code = neutral_code + intensity * (means[k] - neutral_code)
+                expression = intensity * expressions.offsets[k]
             else:
                 code = voice[i] if rng.random() < options.voice_fraction else neutral_code
-                set_by_user.append(0.0)
             faces, codes_in, usable = pad(clip.targets), pad(content[i]), pad(clip.usable)
-            codes0 = pad(teacher_content[i])
             if rng.random() < options.pause_fraction:
                 span_len = min(int(rng.integers(10, 31)), length // 2)  # 0.4-1.2 s
                 at = int(rng.integers(0, length - span_len + 1))
                 gap = slice(at, at + span_len)
-                faces, codes_in, codes0 = faces.copy(), codes_in.copy(), codes0.copy()
-                usable = usable.copy()
-                faces[gap], codes_in[gap], codes0[gap] = clip.neutral, silence, silence0
+                faces, codes_in, usable = faces.copy(), codes_in.copy(), usable.copy()
+                faces[gap], codes_in[gap] = clip.neutral, silence
                 usable[at : at + settle] = False
                 usable[max(0, at + span_len - settle) : at + span_len + settle] = False
             neutral, faces = augment_identity(
                 clip.neutral.astype(np.float64), faces.astype(np.float64), rng
             )
+            iod = float(np.linalg.norm(neutral[45] - neutral[36]))
             cs.append(codes_in)
-            c0s.append(codes0)
             es.append(np.repeat(code[None], length, axis=0))
             ids.append(neutral)
-            targets.append(faces - neutral[None])
+            targets.append(faces - neutral[None] + iod * expression[None])
             masks.append(usable)
         tensor = lambda x: torch.from_numpy(np.stack(x)).float()
         identity, e = tensor(ids), tensor(es)
-        with torch.no_grad():  # the teacher's expression for the codes shown (0 for neutral)
-            c0, who = tensor(c0s), teacher.identity(identity)
-            offset = (
-                teacher.landmarks(c0, e, who)[0]
-                - teacher.landmarks(c0, torch.from_numpy(neutral_code).expand_as(e), who)[0]
-            )
-            # its static part only: the expression, not the teacher's (weaker) lip motion
-            offset = (
-                offset.mean(dim=1, keepdim=True) * torch.tensor(set_by_user)[:, None, None, None]
-            )
         codes = model.content.fc(tensor(cs)) if options.tune_content else tensor(cs)
         codes = torch.nn.functional.dropout(codes, options.content_dropout, training=True)
         predicted, _ = model.landmarks(codes, e, model.identity(identity))
         return lips_loss(
             predicted,
-            tensor(targets) + offset,
+            tensor(targets),
             identity,
             torch.from_numpy(np.stack(masks)),
             options,
@@ -296,6 +291,7 @@ def train_lips(talking: TalkingSet, run: Path, options: LipsOptions, start_from:
         "train_groups": sorted({c.group for c in train}),
         "heldout_groups": sorted({c.group for c in val}),
         "train_seconds": round(float(seconds.sum()) / VIDEO_FPS, 1),
+        "expression_identities": list(expressions.names),
         "data": report,
     }
     save_checkpoint(checkpoint, out)

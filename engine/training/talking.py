@@ -2,7 +2,9 @@
 
 For each clip under the given folders (any video with its own audio):
 
-1. track it (engine.face.tracking, cached by content) and take the speaker's neutral
+1. check it shows one face (more than one in most of 5 sampled frames: dropped, since
+   whose mouth the speech moves is unknown), track it (engine.face.tracking, cached by
+   content) and take the speaker's neutral
    face as `evp eval landmarks` does (tracking reference, mouth at rest);
 2. find its constant audio/video offset: the lag within ±``MAX_OFFSET_S`` at which the
    inner-lip opening best follows the audio's loudness, relative to the median lag over
@@ -34,7 +36,7 @@ from engine.data.speakers import speaker_group, split_of
 from engine.errors import EngineError
 from engine.face.neutral import neutral_face
 from engine.face.pose import rotation_angles
-from engine.face.tracking import FaceTrack, track_video
+from engine.face.tracking import FaceTrack, faces_in_video, track_video
 from engine.targets.sync import Sync, best_lag, r_at_lag
 from engine.targets.teacher import read_media_audio
 from engine.targets.visemes import frame_times, inner_lip_opening
@@ -162,6 +164,12 @@ def resample_track(track: FaceTrack, frames: int, offset_s: float) -> tuple[np.n
 
 
 def _prepare(path: Path, cache_dir: Path | None):
+    faces = faces_in_video(path, cache_dir=cache_dir)
+    if sum(n > 1 for n in faces) * 2 > len(faces):
+        raise EngineError(
+            f"several faces ({max(faces)} in {sum(n > 1 for n in faces)} of {len(faces)} sampled "
+            "frames): whose mouth the speech moves is unknown"
+        )
     track = track_video(path, cache_dir=cache_dir)
     if track.valid.sum() < 2:
         raise EngineError("no face was tracked")

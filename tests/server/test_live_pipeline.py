@@ -80,10 +80,10 @@ async def test_the_mouth_follows_the_voice_and_closes_in_silence(server, speech)
     closed = np.median(during(0.3, 1.4))
     speaking = np.median(np.concatenate([during(a, b) for a, b in spans]))
     rests = [np.median(during(end + 0.6, end + 1.2)) for _, end in spans]
-    # (The shipped model opens the mouth by about 0.02 IOD only, the lips issue's subject;
-    # 0.012 holds with one core busy elsewhere, where frames are dropped.)
+    # (0.012 holds with one core busy elsewhere, where frames are dropped.) After a burst
+    # the mouth comes back most of the way to the closed one within 0.6-1.2 s.
     assert speaking > closed + 0.012, (speaking, closed)
-    assert np.mean(rests) < closed + 0.015, (rests, closed)
+    assert np.mean(rests) < closed + 0.35 * (speaking - closed), (rests, closed, speaking)
     assert max(rests) < speaking, (rests, speaking)
 
 

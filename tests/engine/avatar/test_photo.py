@@ -3,8 +3,9 @@ import pytest
 
 from engine.avatar.photo import (
     blink,
+    express,
     idle_loop,
-    mouth_frames,
+    motion_frames,
     open_mouth,
     pose_face,
     rest_face,
@@ -68,10 +69,10 @@ def test_opened_mouths_span_rest_to_wide_and_the_tracker_sees_it(astronaut):
     from engine.face.tracking import track_image
 
     image, face = astronaut
-    frames = mouth_frames(image, face, count=8)
-    assert frames.shape == (8, *image.shape)
+    frames = motion_frames(image, face, count=16)  # openings 0.38, 0.92, ... then expressions
+    assert frames.shape == (16, *image.shape)
     seen = [gap(track_image(f).landmarks68[0, :, :2]) for f in frames[[0, 2]]]
-    assert seen[1] > seen[0] + 0.12  # from nearly closed to wide open
+    assert seen[1] > seen[0] + 0.1
     rest = rest_face(face)
     assert gap(open_mouth(rest, 1.0)) > gap(open_mouth(rest, 0.5)) > gap(rest)
     width = lambda f: f[54, 0] - f[48, 0]
@@ -89,3 +90,27 @@ def test_the_idle_loop_moves_gently_and_starts_at_the_photo_at_rest(astronaut):
     step = np.abs(np.diff(loop.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
     assert step.max() < 12 and step.min() > 0  # always moving, never jumping
     assert np.abs(loop[0].astype(int) - image).mean() < 3
+
+
+def test_expressions_move_brows_eyes_and_corners_as_asked_and_the_tracker_sees_it(astronaut):
+    from engine.face.tracking import track_image
+    from engine.targets.expressions import FEATURES, expression_features
+
+    image, face = astronaut
+    rest = rest_face(face)
+    seen = lambda shape: expression_features(
+        track_image(pose_face(image, face, shape)).landmarks68[0, :, :2]
+    )
+    base = seen(rest)
+    assert np.array_equal(express(rest), rest)
+    change = {
+        asked: dict(zip(FEATURES, seen(express(rest, **{asked: sign})) - base, strict=True))
+        for asked, sign in [("inner_brows", 1), ("eyes", 1), ("corners", 1)]
+    }
+    assert change["inner_brows"]["inner_brows_up"] > 0.03  # IOD
+    assert change["eyes"]["eyes_open"] > 0.015
+    assert change["corners"]["corners_up"] > 0.03
+    down = seen(express(rest, corners=-1)) - base
+    assert down[FEATURES.index("corners_up")] < -0.03
+    for asked, moved in change.items():  # each moves its own part most
+        assert abs(moved["mouth_width"]) < 0.02 and abs(moved["jaw_down"]) < 0.02, asked

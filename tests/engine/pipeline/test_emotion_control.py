@@ -55,8 +55,53 @@ def test_auto_follows_the_voice_and_falls_back_to_the_last_manual_emotion(space,
     records = frontend.push(speech[: 16000 * 4]) + frontend.finish()
     codes = [control.next(r.hops, r.voiced) for r in records]
     assert control.voice_code is not None
-    np.testing.assert_allclose(codes[-1], control.voice_code, atol=1e-6)
-    assert np.linalg.norm(codes[-1] - space.category("angry")) > 1e-3
+    shown = space.voice_point(control.voice_code, space.category("angry"))
+    np.testing.assert_allclose(codes[-1], shown, atol=1e-6)
+
+
+def sure_of(space, logits):
+    """The space with Ce replaced: every code gets these logits (EMOTIONS order)."""
+    return EmotionSpace(
+        space.means,
+        np.ones(len(space.means)),
+        space._encode,
+        lambda codes: np.repeat(np.asarray(logits, np.float32)[None], len(codes), 0),
+    )
+
+
+def test_auto_moves_the_face_only_as_far_as_the_evidence_goes(space, speech):
+    from engine.audio.frontend import AudioFrontEnd
+    from engine.constants import EMOTIONS
+
+    records = AudioFrontEnd().push(speech[: 16000 * 3])
+    happy = EMOTIONS.index("happy")
+    shown = {}
+    for name, p_happy in [("weak", 0.4), ("half", 0.75), ("strong", 0.999)]:
+        p = np.full(len(EMOTIONS), (1 - p_happy) / (len(EMOTIONS) - 1))
+        p[happy] = p_happy
+        fake = sure_of(space, np.log(p))
+        control = EmotionControl(fake, EmotionState(emotion="sad", transition_ms=0))
+        control.set(EmotionState(mode="auto", transition_ms=0))
+        shown[name] = [control.next(r.hops, r.voiced) for r in records][-1]
+        assert control.voice_code is not None
+    sad, target = space.category("sad"), space.category("happy")
+    progress = {
+        k: float((v - sad) @ (target - sad) / np.sum((target - sad) ** 2)) for k, v in shown.items()
+    }
+    assert progress["weak"] == pytest.approx(0, abs=1e-6)  # the user's setting stays
+    assert progress["half"] == pytest.approx(0.5, abs=1e-3)  # (0.75 - 0.5) / (1 - 0.5)
+    assert progress["strong"] == pytest.approx(1, abs=1e-2)
+
+
+def test_calibration_lowers_the_claimed_certainty_not_the_ranking(space):
+    code = space.category("happy")
+    sharp = EmotionSpace(space.means, np.ones(8), space._encode, space._classify, 1.0)
+    soft = EmotionSpace(space.means, np.ones(8), space._encode, space._classify, 4.0)
+    a, b = sharp.probabilities(code), soft.probabilities(code)
+    assert max(a, key=a.get) == max(b, key=b.get)
+    assert max(b.values()) < max(a.values())
+    with pytest.raises(EngineError, match="temperature"):
+        EmotionSpace(space.means, np.ones(8), space._encode, space._classify, 0.0)
 
 
 def test_a_code_from_another_clip_and_bad_requests(space):
@@ -71,7 +116,9 @@ def test_a_code_from_another_clip_and_bad_requests(space):
 
 def test_auto_eases_when_the_voice_is_found_and_returns_after_silence(space, speech):
     from engine.audio.frontend import AudioFrontEnd
+    from engine.constants import EMOTIONS
 
+    space = sure_of(space, np.eye(len(EMOTIONS))[EMOTIONS.index("happy")] * 20)  # clear evidence
     control = EmotionControl(space, EmotionState(emotion="angry", transition_ms=0))
     control.set(EmotionState(mode="auto", transition_ms=400))
     frontend = AudioFrontEnd()
@@ -83,7 +130,7 @@ def test_auto_eases_when_the_voice_is_found_and_returns_after_silence(space, spe
     found = heard.index(True)
     assert found > 0
     steps = np.linalg.norm(np.diff(codes, axis=0), axis=1)
-    jump = np.linalg.norm(control.voice_code - angry)
+    jump = np.linalg.norm(space.voice_point(control.voice_code, angry) - angry)
     assert steps[found - 1] < 0.3 * jump  # no snap when the voice first gives a code
     silence = [control.next(SILENT, False) for _ in range(4 * 25 + 10)]  # forget_s = 4 s
     assert control.voice_code is None

@@ -2,6 +2,7 @@
 dropped with a reason, and the lips loss rewards the real spread of the opening."""
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -75,12 +76,38 @@ def test_masked_frames_do_not_count():
         assert float(a[name]) == pytest.approx(float(b[name]), abs=1e-6)
 
 
+def side_by_side(source, out):
+    """The clip twice, side by side, with its audio: two faces, one voice."""
+    import av
+
+    with av.open(str(source)) as clip, av.open(str(out), "w") as dest:
+        source_video = clip.streams.video[0]
+        video = dest.add_stream("libx264", rate=25)
+        video.width, video.height = 2 * source_video.width, source_video.height
+        video.pix_fmt = "yuv420p"
+        audio = dest.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for frame in clip.decode(source_video):
+            image = frame.to_ndarray(format="rgb24")
+            doubled = av.VideoFrame.from_ndarray(np.concatenate([image, image], 1), "rgb24")
+            dest.mux(video.encode(doubled))
+        dest.mux(video.encode(None))
+        clip.seek(0)
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=16000)
+        for frame in clip.decode(clip.streams.audio[0]):
+            for piece in resampler.resample(frame):
+                piece.pts = None
+                dest.mux(audio.encode(piece))
+        dest.mux(audio.encode(None))
+
+
 def test_real_clips_load_with_splits_and_reasons(shared_data, tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
     for name in ("lipnet_test_video.mp4", "spectre_LRS3_00002.mp4"):
         shutil.copy(shared_data / "talking2" / name, folder / name)
     (folder / "broken.mp4").write_bytes(b"not a video")
+    side_by_side(folder / "spectre_LRS3_00002.mp4", folder / "two_faces.mp4")
     talking = load_talking([folder], cache_dir=tmp_path / "tracking")
     by_name = {c.name: c for c in talking.clips}
     assert by_name["lipnet_test_video"].split == "train"
@@ -89,7 +116,9 @@ def test_real_clips_load_with_splits_and_reasons(shared_data, tmp_path):
         assert clip.targets.shape == (clip.frames, 68, 2) and np.isfinite(clip.targets).all()
         assert clip.usable.mean() > 0.5 and abs(clip.offset_s) <= MAX_OFFSET_S + 0.1
         assert len(clip.hops) >= 4 * clip.frames
-    assert [p for p, _ in talking.skipped] == [str(folder / "broken.mp4")]
+    reasons = dict(talking.skipped)
+    assert set(reasons) == {str(folder / "broken.mp4"), str(folder / "two_faces.mp4")}
+    assert "several faces" in reasons[str(folder / "two_faces.mp4")]
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +131,33 @@ def two_clips(shared_data, tmp_path_factory):
     return load_talking([folder], cache_dir=root / "tracking")
 
 
+def happy_widens():
+    """Expression offsets (IOD) where only happy does something: the corners move out."""
+    from engine.constants import EMOTIONS
+    from engine.targets.expressions import ExpressionOffsets
+
+    offsets = np.zeros((len(EMOTIONS), 68, 2))
+    offsets[EMOTIONS.index("happy"), [48, 54], 0] = [-0.06, 0.06]
+    return ExpressionOffsets(offsets, 1, ("mead-TEST",))
+
+
 def test_lips_training_is_deterministic_and_records_the_split(two_clips, tmp_path):
     from engine.model.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
     from engine.training.lips import train_lips
 
     options = LipsOptions(steps=3, batch=2, length=16)
-    a = load_checkpoint(train_lips(two_clips, tmp_path / "a", options, DEFAULT_WEIGHTS))
-    b = load_checkpoint(train_lips(two_clips, tmp_path / "b", options, DEFAULT_WEIGHTS))
+    expressions = happy_widens()
+    a = load_checkpoint(
+        train_lips(two_clips, tmp_path / "a", options, DEFAULT_WEIGHTS, expressions)
+    )
+    b = load_checkpoint(
+        train_lips(two_clips, tmp_path / "b", options, DEFAULT_WEIGHTS, expressions)
+    )
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key]), key
     assert a.trained_groups == {"grid"}  # the LRS3 clip is a held-out speaker
     assert a.info["stages"]["lips"]["heldout_groups"] == ["lrs3"]
+    assert a.info["stages"]["lips"]["expression_identities"] == ["mead-TEST"]
     start = load_checkpoint(DEFAULT_WEIGHTS).model.state_dict()
     moved = a.model.state_dict()
     assert not torch.equal(
@@ -127,6 +172,7 @@ def test_lips_training_refuses_other_options_on_a_finished_run(two_clips, tmp_pa
     from engine.model.checkpoint import DEFAULT_WEIGHTS
     from engine.training.lips import train_lips
 
-    train_lips(two_clips, tmp_path, LipsOptions(steps=2, batch=2, length=16), DEFAULT_WEIGHTS)
+    options = LipsOptions(steps=2, batch=2, length=16)
+    train_lips(two_clips, tmp_path, options, DEFAULT_WEIGHTS, happy_widens())
     with pytest.raises(EngineError, match="other options"):
-        train_lips(two_clips, tmp_path, LipsOptions(steps=3, batch=2, length=16), DEFAULT_WEIGHTS)
+        train_lips(two_clips, tmp_path, replace(options, steps=3), DEFAULT_WEIGHTS, happy_widens())
