@@ -69,6 +69,7 @@ def _lips(args: argparse.Namespace) -> int:
         "lambda_opening": args.lambda_opening,
         "lambda_spread": args.lambda_spread,
         "content_dropout": args.content_dropout,
+        "emotion_fraction": args.emotion_fraction,
     }
     options = LipsOptions(
         seed=args.seed,
@@ -161,7 +162,7 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         help="folder of talking clips with their own audio (repeatable; default: "
         "../shared/data/talking2 and talking)",
     )
-    for name in ("lambda-opening", "lambda-spread", "content-dropout"):
+    for name in ("lambda-opening", "lambda-spread", "content-dropout", "emotion-fraction"):
         key = name.replace("-", "_")
         lips.add_argument(f"--{name}", type=float, help=f"default: LipsOptions.{key}")
     lips.add_argument(

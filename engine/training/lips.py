@@ -68,7 +68,7 @@ class LipsOptions:
     lambda_spread: float = 2.0
     reinit: bool = False  # fresh identity MLP + LSTM: no teacher pretraining
     voice_fraction: float = 0.5
-    emotion_fraction: float = 0.4  # sequences shown a set emotion, with its real expression
+    emotion_fraction: float = 0.25  # sequences shown a set emotion, with its real expression
     pause_fraction: float = 0.3  # sequences with a stretch of silence spliced in
     content_dropout: float = 0.3  # dropout on Ec's codes (regularises the small data)
     tune_content: bool = True  # also train Ec's fully connected layers (its convolutions
