@@ -96,7 +96,7 @@ class EmotionSpace:
             runtime.emotion_counts,
             runtime.emotion,
             runtime.classify,
-            getattr(runtime, "emotion_temperature", 1.0),
+            runtime.emotion_temperature,
         )
 
     @property

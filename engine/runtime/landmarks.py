@@ -45,6 +45,7 @@ class LandmarkRuntime(Protocol):
     hidden: int
     emotion_means: np.ndarray  # (8, E) the emotion space's cluster means, EMOTIONS order
     emotion_counts: np.ndarray  # (8,) training utterances behind each; 0 = never seen
+    emotion_temperature: float  # Ce's calibration temperature (1.0: uncalibrated)
     lookahead_hops: int  # the MFCC window placement it was trained with (engine.audio.mfcc)
 
     def content(self, windows: np.ndarray) -> np.ndarray: ...
@@ -155,6 +156,7 @@ class TorchLandmarks:
     def __init__(self, checkpoint_path: Path | None = None, device: str | None = None) -> None:
         self._torch, self.device = torch_on(device)  # first: it explains a missing torch
         from engine.model.checkpoint import load_checkpoint
+        from engine.model.emotion_space import temperature
         from engine.runtime.cuda_graphs import GraphedModule
         from trt_build.onnx_export import LandmarkStep
 
@@ -167,6 +169,7 @@ class TorchLandmarks:
             self._step = GraphedModule(self._step, (0, 0, 0, 1, 1), (0, 1, 1), capture=True)
         self.emotion_means = checkpoint.means.numpy().astype(np.float32)
         self.emotion_counts = checkpoint.counts.numpy().astype(np.float32)
+        self.emotion_temperature = temperature(checkpoint)
         self.lookahead_hops = checkpoint.config.lookahead_hops
         self.layers, self.hidden = model.config.lstm_layers, model.config.hidden
 
