@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from engine.audio.mfcc import WindowSpec
+    from engine.playout import MarginPolicy
     from server.app import create_app
 
     settings = ServerSettings(
@@ -35,7 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_viewers=args.max_viewers,
         ice_servers=tuple(args.ice_server),
         media_timeout_s=args.media_timeout,
-        extra_delay_ms=args.extra_delay_ms,
+        receive_buffer_packets=args.receive_buffer,
+        margin=MarginPolicy(fixed_s=None if args.margin_ms is None else args.margin_ms / 1000),
         window=None if args.lookahead_hops is None else WindowSpec(args.lookahead_hops),
         backend=args.backend,
         allowed_origins=tuple(args.allow_origin),
@@ -62,6 +64,30 @@ def _max_sessions(text: str) -> int | None:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
+    return value
+
+
+def _margin_ms(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 2000:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or milliseconds between 0 and 2000, got {text!r}"
+        )
+    return value
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"expected 0 to 16 packets, got {text!r}")
     return value
 
 
@@ -291,10 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--media-timeout", type=float, default=10.0, help="close sessions silent this many seconds"
     )
     serve.add_argument(
-        "--extra-delay-ms",
-        type=float,
-        default=80.0,
-        help="compute and jitter margin added to look-ahead and frame period (default %(default)s)",
+        "--margin-ms",
+        type=_margin_ms,
+        default=None,
+        metavar="auto|MS",
+        help="playout margin for jitter and compute on top of look-ahead and frame period: "
+        "'auto' (default) follows each session's measured lateness (10-250 ms), a number "
+        "fixes it",
+    )
+    serve.add_argument(
+        "--receive-buffer",
+        type=_depth,
+        default=1,
+        metavar="PACKETS",
+        help="later microphone packets a missing one waits for before it counts as lost "
+        "(0-16; in-order packets never wait; default %(default)s, aiortc's own: 4)",
     )
     serve.add_argument(
         "--lookahead-hops",

@@ -118,6 +118,12 @@ class ServerMetrics:
             "evp_session_queue_seconds", "Analysed audio waiting for playout", ["session"],
             registry=r,
         )  # fmt: skip
+        self.session_margin = Gauge(
+            "evp_session_margin_seconds",
+            "Playout margin for jitter and compute, from the session's measured lateness",
+            ["session"],
+            registry=r,
+        )
         self.control_messages = Counter(
             "evp_control_messages", "Control messages applied", ["type"], registry=r
         )
@@ -126,7 +132,7 @@ class ServerMetrics:
     def forget_session(self, session_id: str) -> None:
         for gauge in (
             self.session_fps, self.session_dropped, self.session_late, self.session_latency,
-            self.session_queue,
+            self.session_queue, self.session_margin,
         ):  # fmt: skip
             try:
                 gauge.remove(session_id)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
 
@@ -34,6 +34,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
+from engine.audio.conceal import SOURCE_S as CONCEAL_SOURCE_S
+from engine.audio.conceal import conceal
 from engine.audio.frontend import AudioFrontEnd, FrameFeatures, FrontEndOptions
 from engine.audio.pcm import PcmReport, to_mono_float32
 from engine.audio.resample import StreamingResampler
@@ -43,7 +45,7 @@ from engine.emotion_state import EmotionState
 from engine.errors import EngineError
 from engine.pipeline.h264 import H264Stream, to_i420
 from engine.pipeline.portrait import PortraitFrame, PortraitSession
-from engine.playout import PlayoutClock
+from engine.playout import PlayoutClock, PlayoutMargin
 from server.capacity import Capacity
 from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
 from server.frame_stamp import stamp
@@ -51,6 +53,8 @@ from server.inference import InferenceWorker
 from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
 from server.metrics import ServerMetrics
 from server.offer import OfferError, check_offer
+from server.receive_buffer import AudioReceiveBuffer
+from server.receive_buffer import install as install_receive_buffer
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
 from server.tracks import Broadcast, SubscriberTrack
@@ -61,6 +65,8 @@ logger = logging.getLogger(__name__)
 VIDEO_PERIOD_S = 1 / VIDEO_FPS
 AUDIO_PERIOD_S = 0.02
 RETURN_AUDIO_RATE = WEBRTC_SAMPLE_RATE  # what Opus carries; other input rates are resampled
+CROSSFADE_S = 0.0025  # when the returned voice's read position jumps
+MAX_AUDIO_SLIP = round(RETURN_AUDIO_RATE * 0.001)  # samples it may drift from the clock
 MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
 
 
@@ -90,6 +96,7 @@ class _Epoch:
     media_start_s: float  # media time of the epoch's first sample
     next_media_s: float  # media time the next input frame should start at
     input_rate: int
+    tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the last input
 
 
 class Session:
@@ -128,13 +135,14 @@ class Session:
         self._analysis = analysis
         self._on_closed = on_closed
         self._frontend_options = FrontEndOptions(window=settings.window)
-        self.pipeline_delay_s = (
+        # The delay the model and the frame need; the margin on top follows measurement.
+        self._base_delay_s = (
             VIDEO_PERIOD_S
             + settings.window.lookahead_seconds
             + StreamingResampler(RETURN_AUDIO_RATE, SAMPLE_RATE).delay_seconds
-            + settings.extra_delay_ms / 1000
         )
-        self._clock = PlayoutClock(self.pipeline_delay_s)
+        self._margin = PlayoutMargin(settings.margin)
+        self._clock = PlayoutClock(self._base_delay_s + self._margin.value_s)
         self._tasks = TaskSupervisor(f"session {session_id}", self._task_failed)
         self._video = Broadcast("video", yuv420p_frame, max_queue=2)  # receivers without H.264
         self._encoder = H264Stream(*avatar.size)
@@ -145,6 +153,7 @@ class Session:
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
         self._control_channels: set[ControlSink] = set()
+        self._receive_buffer: AudioReceiveBuffer | None = None
         self._epoch: _Epoch | None = None
         self._history: AudioHistory | None = None
         self._ready: deque[FrameFeatures] = deque()
@@ -185,6 +194,7 @@ class Session:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as e:  # aiortc reports bad SDP with several exception types
             raise OfferError(f"cannot apply the SDP offer: {e}") from e
+        self._receive_buffer = _install_receive_buffer(pc, self._settings.receive_buffer_packets)
         pc.addTrack(self._audio.subscribe())
         if video not in _sent_tracks(pc):
             pc.addTrack(video)
@@ -362,6 +372,7 @@ class Session:
         self._ready.clear()
         self._arrivals.clear()
         self._clock.reset()
+        self._margin.reset()
         self._shown = None
         self.portrait.reset()
 
@@ -417,6 +428,22 @@ class Session:
             self._clock.on_input(media_end - epoch.media_start_s, arrival)
             self._arrivals.append((media_end - epoch.media_start_s, arrival))
             self._ready.extend(features)
+            self._follow_margin(features, loop.time())
+
+    @property
+    def pipeline_delay_s(self) -> float:
+        """From the end of an audio frame's arrival line to its frame and voice leaving."""
+        return self._clock.delay_s
+
+    def _follow_margin(self, features: list[FrameFeatures], now: float) -> None:
+        """Each analysed frame's lateness against playout at zero margin (it is shown at
+        offset + base delay + index / fps) sets the margin; the clock follows it."""
+        if not features or not self._clock.started:
+            return
+        due_at_zero_margin = self._clock.offset_s + self._base_delay_s
+        for frame in features:
+            margin = self._margin.observe(now - due_at_zero_margin - frame.index / VIDEO_FPS, now)
+        self._clock.delay_s = self._base_delay_s + margin
 
     def _epoch_for(self, media_start: float | None, rate: int) -> _Epoch | None:
         """The epoch this frame continues; a new one on the first frame, a change of rate
@@ -531,30 +558,42 @@ class Session:
                 return
 
     async def _audio_loop(self) -> None:
-        """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames."""
+        """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames.
+
+        Each frame reads the history where the clock says its tick is (at the tick's own
+        time, not the wake-up's, so scheduling jitter moves nothing). When the clock moves
+        (the margin changed, an earlier arrival re-anchored it), the read position jumps to
+        it with a short crossfade: no click, and voice and face stay on the same clock."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         tick = 0
         position: int | None = None  # next history sample to send
         rate = RETURN_AUDIO_RATE
         count = round(rate * AUDIO_PERIOD_S)
+        fade = np.linspace(0.0, 1.0, round(rate * CROSSFADE_S), dtype=np.float32)
         while True:
             due = start + tick * AUDIO_PERIOD_S
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
-            now = loop.time()
-            tick += max(0, int((now - due) / AUDIO_PERIOD_S))
+            if (behind := int((loop.time() - due) / AUDIO_PERIOD_S)) > 0:
+                tick += behind
+                due = start + tick * AUDIO_PERIOD_S
             history = self._history
-            media = self._clock.media_time_at(now)
+            media = self._clock.media_time_of(due)
             if history is None or media is None:
                 samples = np.zeros(count, np.float32)
                 position = None
             else:
-                target_end = round(media * rate)
-                if position is None or abs(position + count - target_end) > 2 * count:
-                    position = target_end - count  # (re)anchor to the clock
-                samples = history.read(position, count)
-                position += count
+                target = round(media * rate) - count
+                if position is None:
+                    samples = history.read(target, count)
+                elif abs(target - position) > MAX_AUDIO_SLIP:
+                    samples = history.read(target, count)
+                    samples[: fade.size] *= fade
+                    samples[: fade.size] += (1 - fade) * history.read(position, fade.size)
+                else:
+                    samples, target = history.read(position, count), position
+                position = target + count
             self._audio.publish(samples, round(tick * AUDIO_PERIOD_S * rate))
             tick += 1
 
@@ -588,6 +627,7 @@ class Session:
         m.session_dropped.labels(sid).set(stats["frames_dropped"])
         m.session_late.labels(sid).set(stats["frames_late"])
         m.session_queue.labels(sid).set(stats["queue_delay_ms"] / 1000)
+        m.session_margin.labels(sid).set(stats["margin_ms"] / 1000)
         if stats["latency_ms"] is not None:
             m.session_latency.labels(sid).set(stats["latency_ms"] / 1000)
 
@@ -601,6 +641,7 @@ class Session:
     def stats_message(self) -> dict:
         """The periodic stats; latency is the mean over frames shown since the last call."""
         latencies, self._latencies = self._latencies, []
+        lateness = self._margin.lateness_quantile()
         shown = self._shown
         capacity = self._capacity
         c = self._counters
@@ -612,11 +653,17 @@ class Session:
             "frames_late": c.frames_late,
             "audio_frames": c.audio_frames,
             "repaired_samples": c.repaired_samples,
+            # Input packets given up (lost) or dropped for arriving too late, and concealed.
+            "audio_lost": None if (rb := self._receive_buffer) is None else rb.counts.lost,
+            "audio_late": None if rb is None else rb.counts.late,
             "audio_level_db": None if shown is None else round(shown.level_db, 1),
             "voice": bool(shown and shown.voiced),
             "latency_ms": round(1000 * float(np.mean(latencies)), 1) if latencies else None,
             "queue_delay_ms": round(len(self._ready) * VIDEO_PERIOD_S * 1000, 1),
             "pipeline_delay_ms": round(self.pipeline_delay_s * 1000, 1),
+            "margin_ms": round(self._margin.value_s * 1000, 1),
+            "margin": "auto" if self._margin.adaptive else "fixed",
+            "lateness_p99_ms": None if lateness is None else round(lateness * 1000, 1),
             "viewers": len(self._viewers),
             # The rate the server serves every session at (server.capacity), and why.
             "target_fps": VIDEO_FPS if capacity is None else round(capacity.fps, 2),
@@ -631,8 +678,10 @@ def _analyse(
     """Runs on the audio thread: downmix, fill a gap with silence, analyse; also returns
     the mono audio at RETURN_AUDIO_RATE for the return path."""
     mono, report = to_mono_float32(planar)
-    if gap_samples:
-        mono = np.concatenate([np.zeros(gap_samples, np.float32), mono])
+    if gap_samples:  # lost packets: concealed, so neither the voice nor the mouth jumps
+        fill, mono = conceal(epoch.tail, gap_samples, mono, epoch.input_rate)
+        mono = np.concatenate([fill, mono])
+    epoch.tail = np.concatenate([epoch.tail, mono])[-round(CONCEAL_SOURCE_S * epoch.input_rate) :]
     return epoch.frontend.push_input(mono), epoch.to_return_rate.push(mono), report
 
 
@@ -643,6 +692,14 @@ def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:
     if stamped:
         stamp(i420, frame.image.shape[0], frame.index + 1)
     return i420
+
+
+def _install_receive_buffer(pc: RTCPeerConnection, depth: int) -> AudioReceiveBuffer | None:
+    """Our receive buffer in place of aiortc's on the peer's audio (server.receive_buffer)."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            return install_receive_buffer(transceiver.receiver, depth)
+    return None
 
 
 def _every_tick(tick: int) -> bool:

@@ -1,10 +1,11 @@
 """Server settings: parsed once in main() and passed down; never read from globals."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audio.mfcc import WindowSpec
+from engine.playout import MarginPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AVATARS = PROJECT_ROOT / "avatars"
@@ -31,8 +32,12 @@ class ServerSettings:
     """A session whose peer sends no audio for this long is closed."""
     connect_timeout_s: float = 15.0
     """A session whose peer never starts sending audio within this long is closed."""
-    extra_delay_ms: float = 80.0
-    """Compute and network-jitter margin added to the look-ahead and frame period."""
+    margin: MarginPolicy = field(default_factory=MarginPolicy)
+    """The playout margin added to the look-ahead and frame period: measured per session
+    (engine.playout.PlayoutMargin), or fixed (``--margin-ms``)."""
+    receive_buffer_packets: int = 1
+    """How many later packets a missing microphone packet waits for before it counts as
+    lost (server.receive_buffer); in-order packets never wait. aiortc's own waits 4."""
     window: WindowSpec | None = None
     """The MFCC window; None: the one the model was trained with (set at startup)."""
     backend: str = "auto"

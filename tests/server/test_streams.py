@@ -25,7 +25,7 @@ def test_a_steady_stream_passes_even_across_the_rtp_wrap():
 
 
 def test_a_stream_that_degrades_to_every_third_tick_passes():
-    ticks = list(range(0, 60)) + list(range(60, 300, 3))
+    ticks = list(range(60)) + list(range(60, 300, 3))
     delays = [0.05 if t < 60 else 0.05 + 0.15 for t in ticks]  # one frame waits behind another
     assert_on_the_media_clock(stream(ticks, delays))
 
