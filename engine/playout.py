@@ -77,10 +77,10 @@ class MarginPolicy:
     ``PlayoutClock`` (network jitter, the receive buffer, the audio front-end's compute) and
     still be shown on time. ``fixed`` pins it (benchmarks that compare builds)."""
 
-    initial_s: float = 0.06  # before ``min_samples`` measurements
+    initial_s: float = 0.04  # before ``min_samples`` measurements
     floor_s: float = 0.01
     ceiling_s: float = 0.25
-    guard_s: float = 0.01  # added to the measured quantile
+    guard_s: float = 0.005  # added to the measured quantile
     quantile: float = 0.99
     window_s: float = 10.0  # measurements older than this are forgotten
     min_samples: int = 25  # one second of frames
@@ -104,7 +104,7 @@ class PlayoutMargin:
 
     It rises at once (a frame that would come late is worse than a few ms of delay) and
     falls only after it has been more than ``band_s`` above what is needed for ``hold_s``,
-    then to what is needed plus half the band. Lateness of frame k is when its features
+    then to what is needed plus a third of the band. Lateness of frame k is when its features
     were ready minus when playout at zero margin is due to show it; negative is early.
     The clock holds playout when the margin rises and skips ahead when it falls, so a late
     frame never makes latency grow beyond the ceiling."""
@@ -149,7 +149,7 @@ class PlayoutMargin:
             if self._excess_since is None:
                 self._excess_since = now
             elif now - self._excess_since >= p.hold_s:
-                self._value = min(self._value, needed + p.band_s / 2)
+                self._value = min(self._value, needed + p.band_s / 3)
                 self._excess_since = None
         else:
             self._excess_since = None

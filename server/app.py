@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -53,12 +54,12 @@ class EvpServer:
     def __init__(
         self,
         settings: ServerSettings,
-        load_engine: Callable[[str], PortraitEngine] = PortraitEngine.load,
+        load_engine: Callable[[str], PortraitEngine] | None = None,
     ) -> None:
         """``load_engine(backend)`` makes the shared engine at startup (tests pass one
-        whose cost they control)."""
+        whose cost they control); by default the shipped ``settings.model``."""
         self.settings = settings
-        self._load_engine = load_engine
+        self._load_engine = load_engine or partial(PortraitEngine.load, model=settings.model)
         self.metrics = ServerMetrics()
         self.avatars = AvatarLibrary(settings.avatars_dir)
         self.sessions: dict[str, Session | None] = {}  # None: being set up
@@ -98,8 +99,10 @@ class EvpServer:
                 f"with {engine.window.lookahead_hops}: leave it out"
             )
         self.settings = replace(self.settings, window=engine.window)
+        self.metrics.lookahead.set(engine.window.lookahead_seconds)
         logger.info(
-            "engine: landmarks on %s, look-ahead %d hops",
+            "engine: landmarks (%s) on %s, look-ahead %d hops",
+            self.settings.model,
             engine.runtime.name,
             engine.window.lookahead_hops,
         )
@@ -378,7 +381,7 @@ SERVER_KEY = web.AppKey("evp_server", EvpServer)
 
 def create_app(
     settings: ServerSettings,
-    load_engine: Callable[[str], PortraitEngine] = PortraitEngine.load,
+    load_engine: Callable[[str], PortraitEngine] | None = None,
 ) -> web.Application:
     server = EvpServer(settings, load_engine)
     app = web.Application(client_max_size=MAX_OFFER_BYTES)

@@ -33,7 +33,8 @@ import av
 import cv2
 import numpy as np
 
-from engine.constants import SAMPLE_RATE, VIDEO_FPS
+from engine.audio.resample import StreamingResampler
+from engine.constants import SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
 from engine.errors import EngineError
 from engine.wav import read_wav
 from server.bench_analysis import (
@@ -49,6 +50,7 @@ from server.bench_analysis import (
 )
 from server.client import Peer, ServerRefused, WavMicrophone, fetch_metrics
 from server.frame_stamp import read_stamp
+from server.impairment import Impairment
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +71,38 @@ class LiveOptions:
     latency_limit_ms: float = 1000.0
     min_fps: float = MIN_FPS  # ramp: a session below this did not hold
     record: Path | None = None  # write the first session's streams here (MP4)
+    # How the clients receive: "browser" (server.receive_buffer: in-order packets go at
+    # once, video at each frame's last packet) or "aiortc" (its own buffers: audio 80 ms
+    # prefetch, video a frame late).
+    receive: str = "browser"
+    loss: float = 0.0  # of the microphone's packets, on loopback (server.impairment)
+    jitter_ms: float = 0.0  # uniform 0..this on each microphone packet
+    serve_args: list[str] = field(default_factory=list)  # with --spawn: for evp serve
 
 
 class BenchSession:
     """One benchmark client and everything it keeps of what it received."""
 
-    def __init__(self, url: str, bursts: Bursts, face_box: list[int], record: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        bursts: Bursts,
+        face_box: list[int],
+        record: bool = False,
+        browser_like: bool = True,
+        impairment: Impairment | None = None,
+    ) -> None:
         self.bursts = bursts
         self.record = record
         self.pictures: list[np.ndarray] = []  # with record: every received luma plane
-        self.microphone = WavMicrophone(bursts.signal, SAMPLE_RATE)
-        self.peer = Peer(url, self.microphone, video_sink=self._keep)
+        self.microphone = WavMicrophone(*_at_browser_rate(bursts.signal))
+        self.peer = Peer(
+            url,
+            self.microphone,
+            video_sink=self._keep,
+            browser_like=browser_like,
+            impairment=impairment,
+        )
         self.face_box = face_box
         self.times: list[float] = []
         self.stamps: list[int | None] = []
@@ -133,6 +156,19 @@ class BenchSession:
         return float(((times >= start) & (times < end)).sum() / (end - start))
 
 
+def _at_browser_rate(signal: np.ndarray) -> tuple[np.ndarray, int]:
+    """(n,) speech at SAMPLE_RATE -> the same at 48 kHz, as browsers capture, and that rate:
+    aiortc's Opus encoder resamples anything else and holds a packet back doing it (20 ms
+    that a browser does not add). Advanced by the resampler's delay, so that sample times
+    stay those of ``signal``."""
+    resampler = StreamingResampler(SAMPLE_RATE, WEBRTC_SAMPLE_RATE)
+    delay = round(resampler.delay_seconds * WEBRTC_SAMPLE_RATE)
+    tail = np.zeros(round(resampler.delay_seconds * SAMPLE_RATE) + 1, np.float32)
+    out = resampler.push(np.concatenate([signal.astype(np.float32), tail]))
+    size = round(signal.size * WEBRTC_SAMPLE_RATE / SAMPLE_RATE)
+    return out[delay : delay + size], WEBRTC_SAMPLE_RATE
+
+
 async def run_live(options: LiveOptions) -> dict:
     try:  # bad input is reported before any server is started
         sources = [read_wav(w, SAMPLE_RATE) for w in options.wavs] or [
@@ -141,7 +177,7 @@ async def run_live(options: LiveOptions) -> dict:
         burst_signal(sources, options.seconds)
     except (ValueError, EngineError) as e:
         return {"error": f"bad input: {e}", "sessions": 0}
-    server = _SpawnedServer() if options.url is None else None
+    server = _SpawnedServer(options.serve_args) if options.url is None else None
     url = options.url
     sessions: list[BenchSession] = []
     try:
@@ -161,7 +197,7 @@ async def run_live(options: LiveOptions) -> dict:
         if options.ramp:
             result["ramp"] = ramp
             result["max_sessions"] = max((s["sessions"] for s in ramp if s["held"]), default=0)
-        spawned = "spawned: evp serve (--max-sessions auto)"
+        spawned = " ".join(["spawned: evp serve (--max-sessions auto)", *options.serve_args])
         result["url"] = url if server is None else spawned
         return result
     except ServerRefused as e:
@@ -190,16 +226,14 @@ async def _run_sessions(options, url, sources, face_box, sessions) -> list[dict]
     seconds = options.seconds
     if not options.ramp:
         for i in range(options.sessions):
-            await _add(url, sources, face_box, seconds, sessions, seed=i, record=options.record)
+            await _add(options, url, sources, face_box, seconds, sessions, seed=i)
         await asyncio.sleep(seconds + 1.0)
         return []
     steps = []
     limit = min(options.sessions if options.sessions > 1 else MAX_RAMP_SESSIONS, MAX_RAMP_SESSIONS)
     while len(sessions) < limit:
         remaining = seconds * (limit - len(sessions))  # this session's audio lasts the ramp
-        added = await _add(
-            url, sources, face_box, remaining, sessions, len(sessions), options.record
-        )
+        added = await _add(options, url, sources, face_box, remaining, sessions, len(sessions))
         if not added:
             steps.append({"sessions": len(sessions) + 1, "held": False, "refused": True})
             break
@@ -231,11 +265,19 @@ def _window_latencies(session: BenchSession, start: float, end: float) -> np.nda
     return stamp_latencies(times[inside], stamps[inside], session.microphone.started_at)
 
 
-async def _add(url, sources, face_box, seconds, sessions, seed, record=None) -> bool:
+async def _add(options, url, sources, face_box, seconds, sessions, seed) -> bool:
     """Start one more session; False if the server refused it (at capacity)."""
     rotated = sources[seed % len(sources) :] + sources[: seed % len(sources)]
-    keep = record is not None and not sessions  # the first session is recorded
-    session = BenchSession(url, burst_signal(rotated, seconds), face_box, record=keep)
+    keep = options.record is not None and not sessions  # the first session is recorded
+    impairment = Impairment(options.loss, options.jitter_ms / 1000, seed=seed)
+    session = BenchSession(
+        url,
+        burst_signal(rotated, seconds),
+        face_box,
+        record=keep,
+        browser_like=options.receive == "browser",
+        impairment=impairment if impairment.active else None,
+    )
     try:
         await session.start()
     except ServerRefused as e:
@@ -276,7 +318,12 @@ def _report(options, sessions, before, after, wall) -> dict:
             after.get("evp_sessions_refused_total", 0) - before.get("evp_sessions_refused_total", 0)
         ),
         "dropped_peers": sum(s["dropped"] for s in per_session),
-        "server": _server_figures(before, after, wall),
+        "server": (server := _server_figures(before, after, wall)),
+        "budget_ms": _budget(
+            after, server, percentiles_ms(np.concatenate(stamped or [np.zeros(0)]))
+        ),
+        "receive": options.receive,
+        "impairment": {"loss": options.loss, "jitter_ms": options.jitter_ms},
         "per_session": per_session,
         "method": "latency_ms: every received frame's arrival - the capture time of the "
         "end of the audio frame stamped into its picture (client clock only); "
@@ -284,7 +331,9 @@ def _report(options, sessions, before, after, wall) -> dict:
         "made from it; mouth_lag_ms: lag from the end of an audio frame at which the "
         "tracked mouth best follows the sent envelope (= latency + the model's own "
         "response); av_offset_ms: each burst's first frame's arrival - its returned "
-        "voice's arrival (> 0: video late), at the aiortc receiver",
+        "voice's arrival (> 0: video late), at the client's receiver; budget_ms: where the "
+        "p50 latency goes, the server's parts from its /metrics (means over sessions) and "
+        "transport (packetisation, Opus, receive buffers, delivery, decode) the rest",
     }
 
 
@@ -354,7 +403,7 @@ def _server_figures(before: dict, after: dict, wall: float) -> dict:
         "frame_latency_ms_mean": mean_ms("evp_frame_latency_seconds"),
         "stage_ms_mean": {
             stage: mean_ms("evp_stage_seconds", f'{{stage="{stage}"}}')
-            for stage in ("landmarks", "render")
+            for stage in ("landmarks", "render", "encode")
         },
         "frontend_ms_mean": mean_ms("evp_stage_frontend_seconds"),
         "frames_dropped": int(delta("evp_video_frames_dropped_total")),
@@ -367,6 +416,37 @@ def _server_figures(before: dict, after: dict, wall: float) -> dict:
     }
 
 
+def _budget(after: dict, server: dict, latency: dict) -> dict | None:
+    """The p50 latency line by line: what the server holds each frame for (look-ahead,
+    frame period, resampler, margin), its compute and encode, and the transport (the
+    rest: microphone packetisation, Opus, receive buffers on both sides, delivery)."""
+
+    def per_session(name: str) -> float | None:
+        values = [v for k, v in after.items() if k.startswith(name + "{")]
+        return 1000 * float(np.mean(values)) if values else None
+
+    delay, margin = (
+        per_session("evp_session_pipeline_delay_seconds"),
+        per_session("evp_session_margin_seconds"),
+    )
+    lookahead = 1000 * after.get("evp_lookahead_seconds", float("nan"))
+    if delay is None or margin is None or latency["p50"] is None:
+        return None
+    frame = 1000 / VIDEO_FPS
+    render = server["frame_compute_ms_mean"] or 0.0
+    encode = server["stage_ms_mean"].get("encode") or 0.0
+    lines = {
+        "look_ahead": lookahead,
+        "frame": frame,
+        "resampler": delay - lookahead - frame - margin,
+        "margin": margin,
+        "compute": render,
+        "encode": encode,
+    }
+    lines["transport"] = latency["p50"] - sum(lines.values())
+    return {k: round(v, 1) for k, v in lines.items()} | {"total_p50": latency["p50"]}
+
+
 async def _face_box(http: aiohttp.ClientSession, url: str) -> list[int]:
     async with http.get(f"{url}/api/avatars") as response:
         listing = await response.json()
@@ -377,7 +457,8 @@ async def _face_box(http: aiohttp.ClientSession, url: str) -> list[int]:
 class _SpawnedServer:
     """``evp serve`` in a child process on a free port, stopped (never left behind)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: list[str]) -> None:
+        self._extra_args = extra_args
         self._process: asyncio.subprocess.Process | None = None
         self._log = Path(tempfile.mkdtemp(prefix="evp-bench-")) / "serve.log"
 
@@ -387,6 +468,7 @@ class _SpawnedServer:
             port = s.getsockname()[1]
         # The server's own admission (--max-sessions auto) decides where a ramp stops.
         command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+        command += self._extra_args
         log = await asyncio.to_thread(open, self._log, "wb")
         try:  # the child keeps its own handle
             self._process = await asyncio.create_subprocess_exec(
@@ -422,6 +504,19 @@ class _SpawnedServer:
         self._log.parent.rmdir()
 
 
+def _serve_args(args) -> list[str]:
+    """What --spawn passes on to evp serve."""
+    out = []
+    for flag, value in (
+        ("--model", args.model),
+        ("--margin-ms", args.margin_ms),
+        ("--receive-buffer", args.receive_buffer),
+    ):
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
 def run(args) -> int:
     options = LiveOptions(
         sessions=args.sessions,
@@ -432,6 +527,10 @@ def run(args) -> int:
         latency_limit_ms=args.latency_limit_ms,
         min_fps=args.min_fps,
         record=args.record,
+        receive=args.receive,
+        loss=args.loss,
+        jitter_ms=args.jitter_ms,
+        serve_args=_serve_args(args),
     )
     if options.url is None and not args.spawn:
         print("evp bench live: give --url URL or --spawn", file=sys.stderr)

@@ -12,6 +12,7 @@ from engine.evaluation.cli import add_eval_commands
 from engine.model.cli import add_landmarks_command
 from engine.pipeline.cli import add_render_command
 from engine.runtime.backends import BACKENDS
+from engine.runtime.landmarks import DEFAULT_MODEL, MODELS
 from engine.training.cli import add_train_commands
 from server.emotion_cli import add_emotion_command
 from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
@@ -37,6 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
         ice_servers=tuple(args.ice_server),
         media_timeout_s=args.media_timeout,
         receive_buffer_packets=args.receive_buffer,
+        model=args.model,
         margin=MarginPolicy(fixed_s=None if args.margin_ms is None else args.margin_ms / 1000),
         window=None if args.lookahead_hops is None else WindowSpec(args.lookahead_hops),
         backend=args.backend,
@@ -88,6 +90,26 @@ def _depth(text: str) -> int:
         value = -1
     if not 0 <= value <= 16:
         raise argparse.ArgumentTypeError(f"expected 0 to 16 packets, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def _jitter_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected 0 to 1000 ms, got {text!r}")
     return value
 
 
@@ -334,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(0-16; in-order packets never wait; default %(default)s, aiortc's own: 4)",
     )
     serve.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        choices=list(MODELS),
+        help="the landmark model: "
+        + "; ".join(f"{m.name}: {m.summary}" for m in MODELS.values())
+        + " (default %(default)s)",
+    )
+    serve.add_argument(
         "--lookahead-hops",
         type=int,
         help="MFCC look-ahead in 10 ms hops past each video frame (default: the model's, 12)",
@@ -391,6 +421,24 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--record", type=Path, help="record the first session (MP4) and check it offline"
     )
+    live.add_argument(
+        "--receive",
+        choices=("browser", "aiortc"),
+        default="browser",
+        help="how the clients receive: as a browser does (default: audio packets handed on "
+        "in order at once, video at each frame's last packet) or with aiortc's own buffers "
+        "(audio 80 ms prefetch, video one frame late)",
+    )
+    live.add_argument(
+        "--loss", type=_fraction, default=0.0, help="drop this share of microphone packets"
+    )
+    live.add_argument(
+        "--jitter-ms", type=_jitter_ms, default=0.0, help="delay each by uniform 0..this ms"
+    )
+    spawned = live.add_argument_group("with --spawn, passed to evp serve")
+    spawned.add_argument("--model", choices=list(MODELS))
+    spawned.add_argument("--margin-ms", type=_margin_ms, metavar="auto|MS")
+    spawned.add_argument("--receive-buffer", type=_depth, metavar="PACKETS")
     live.set_defaults(handler=_bench_live)
 
     throughput = bench_commands.add_parser(

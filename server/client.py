@@ -18,7 +18,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from engine.audio.pcm import float_to_int16
+from server.impairment import Impairment
 from server.media import audio_frame_to_planar
+from server.receive_buffer import install_browser_like
 
 AUDIO_PTIME = 0.02
 SIGNALLING_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -115,15 +117,24 @@ class Peer:
         microphone: MediaStreamTrack | None,
         keep_video: bool = False,
         video_sink: Callable[[av.VideoFrame, float], None] | None = None,
+        browser_like: bool = False,
+        impairment: Impairment | None = None,
     ):
+        """browser_like: receive as a browser does (server.receive_buffer), not with
+        aiortc's buffers (80 ms audio prefetch, video one frame late); impairment: loss
+        and jitter on the microphone's packets (server.impairment)."""
         self.base_url = base_url
+        self.browser_like = browser_like
+        self.impairment = impairment
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received = Received(keep_video, video_sink)
         self._tasks: list[asyncio.Task] = []
         self.session_id: str | None = None
         self.token: str | None = None
         if microphone is not None:
-            self.pc.addTrack(microphone)
+            sender = self.pc.addTrack(microphone)
+            if impairment is not None and impairment.active:
+                impairment.apply(sender)
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
@@ -145,8 +156,13 @@ class Peer:
                 if r.status != 200:
                     raise ServerRefused(r.status, body.get("error", ""))
         self.session_id, self.token = body["session_id"], body["token"]
-        await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+        await self._answered(body["sdp"])
         return body
+
+    async def _answered(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        if self.browser_like:
+            install_browser_like(self.pc.getTransceivers())
 
     async def watch(self, session_id: str, token: str) -> dict:
         url = f"{self.base_url}/api/sessions/{session_id}/viewers?token={token}"
@@ -155,7 +171,7 @@ class Peer:
                 body = await r.json()
                 if r.status != 200:
                     raise ServerRefused(r.status, body.get("error", ""))
-        await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+        await self._answered(body["sdp"])
         return body
 
     @property
@@ -205,6 +221,8 @@ class Peer:
         return best_lag
 
     async def close(self) -> None:
+        if self.impairment is not None:
+            await self.impairment.aclose()
         await self.pc.close()
         for task in self._tasks:
             task.cancel()

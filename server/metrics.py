@@ -62,7 +62,7 @@ class ServerMetrics:
             "evp_stage_seconds",
             "Time per stage: landmarks per inference batch (emotion, Ec, LSTM steps of all its "
             "sessions), render per session's frame (alignment, guidance, generator, "
-            "compositing, I420)",
+            "compositing, I420), encode per frame (H.264, shared by its receivers)",
             ["stage"],
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12),
             registry=r,
@@ -118,6 +118,15 @@ class ServerMetrics:
             "evp_session_queue_seconds", "Analysed audio waiting for playout", ["session"],
             registry=r,
         )  # fmt: skip
+        self.lookahead = Gauge(
+            "evp_lookahead_seconds", "Audio the landmark model needs past each frame", registry=r
+        )
+        self.session_delay = Gauge(
+            "evp_session_pipeline_delay_seconds",
+            "Look-ahead + frame period + resampler + margin: how long the server holds audio",
+            ["session"],
+            registry=r,
+        )
         self.session_margin = Gauge(
             "evp_session_margin_seconds",
             "Playout margin for jitter and compute, from the session's measured lateness",
@@ -132,7 +141,7 @@ class ServerMetrics:
     def forget_session(self, session_id: str) -> None:
         for gauge in (
             self.session_fps, self.session_dropped, self.session_late, self.session_latency,
-            self.session_queue, self.session_margin,
+            self.session_queue, self.session_margin, self.session_delay,
         ):  # fmt: skip
             try:
                 gauge.remove(session_id)

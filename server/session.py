@@ -97,6 +97,7 @@ class _Epoch:
     next_media_s: float  # media time the next input frame should start at
     input_rate: int
     tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the last input
+    pending_lead: int = 0  # silence the front-end still gets before the first input
 
 
 class Session:
@@ -405,7 +406,7 @@ class Session:
             planar = audio_frame_to_planar(frame)
             rate = frame.sample_rate
             media_start = float(frame.pts * frame.time_base) if frame.pts is not None else None
-            epoch = self._epoch_for(media_start, rate)
+            epoch = self._epoch_for(media_start, rate, planar.shape[1])
             if epoch is None:
                 continue  # late duplicate or reordered frame: already covered
             gap = (
@@ -445,7 +446,7 @@ class Session:
             margin = self._margin.observe(now - due_at_zero_margin - frame.index / VIDEO_FPS, now)
         self._clock.delay_s = self._base_delay_s + margin
 
-    def _epoch_for(self, media_start: float | None, rate: int) -> _Epoch | None:
+    def _epoch_for(self, media_start: float | None, rate: int, samples: int) -> _Epoch | None:
         """The epoch this frame continues; a new one on the first frame, a change of rate
         or a gap too long to fill; None for a frame overlapping what we already have."""
         epoch = self._epoch
@@ -458,8 +459,10 @@ class Session:
             if gap <= MAX_GAP_FILL_S:
                 return epoch
         start = 0.0 if media_start is None else media_start
+        frontend = AudioFrontEnd(rate, self._frontend_options)
         self._epoch = _Epoch(
-            frontend=AudioFrontEnd(rate, self._frontend_options),
+            frontend=frontend,
+            pending_lead=packet_phase_lead(frontend.delay_seconds, samples / rate, rate),
             to_return_rate=StreamingResampler(rate, RETURN_AUDIO_RATE),
             media_start_s=start,
             next_media_s=start,
@@ -523,7 +526,9 @@ class Session:
         if len(self._video):
             self._video.publish(image, pts)
         if len(self._h264):  # encoded on its own thread, beside the next renders
+            started = time.perf_counter()
             packets = await loop.run_in_executor(self._encode, self._encoder.encode, image, pts)
+            self._metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
             for packet in packets:
                 self._h264.publish(packet, pts)
         self._publish_times.append(loop.time())
@@ -628,6 +633,7 @@ class Session:
         m.session_late.labels(sid).set(stats["frames_late"])
         m.session_queue.labels(sid).set(stats["queue_delay_ms"] / 1000)
         m.session_margin.labels(sid).set(stats["margin_ms"] / 1000)
+        m.session_delay.labels(sid).set(stats["pipeline_delay_ms"] / 1000)
         if stats["latency_ms"] is not None:
             m.session_latency.labels(sid).set(stats["latency_ms"] / 1000)
 
@@ -682,7 +688,25 @@ def _analyse(
         fill, mono = conceal(epoch.tail, gap_samples, mono, epoch.input_rate)
         mono = np.concatenate([fill, mono])
     epoch.tail = np.concatenate([epoch.tail, mono])[-round(CONCEAL_SOURCE_S * epoch.input_rate) :]
-    return epoch.frontend.push_input(mono), epoch.to_return_rate.push(mono), report
+    analysed = mono
+    if epoch.pending_lead:
+        analysed = np.concatenate([np.zeros(epoch.pending_lead, np.float32), mono])
+        epoch.pending_lead = 0
+    return epoch.frontend.push_input(analysed), epoch.to_return_rate.push(mono), report
+
+
+def packet_phase_lead(need_s: float, packet_s: float, rate: int) -> int:
+    """Samples of silence to put before an epoch's audio in the front-end so that the input
+    a video frame needs (``need_s`` past its end) ends where a packet ends: else every
+    frame waits for most of one more packet (16 ms with 20 ms packets and 44 ms of
+    look-ahead and resampler). The frames then show audio that much earlier than their
+    media time: at most half a packet, here 4 ms."""
+    packet = round(packet_s * rate)
+    if packet <= 0:
+        return 0
+    grid = math.gcd(round(rate / VIDEO_FPS), packet)  # where packets and frames meet
+    lead = round(need_s * rate) % grid
+    return lead if lead <= grid // 2 else 0
 
 
 def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:

@@ -40,6 +40,8 @@ class ServerSettings:
     lost (server.receive_buffer); in-order packets never wait. aiortc's own waits 4."""
     window: WindowSpec | None = None
     """The MFCC window; None: the one the model was trained with (set at startup)."""
+    model: str = "evp"
+    """The shipped landmark model (engine.runtime.landmarks.MODELS): evp or low-latency."""
     backend: str = "auto"
     """Where the networks run: auto, tensorrt, torch or onnx (engine.runtime.backends)."""
     allowed_origins: tuple[str, ...] = ()

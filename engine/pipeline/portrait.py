@@ -38,7 +38,7 @@ from engine.model.emotion_space import EmotionSpace
 from engine.pipeline.emotion import NEUTRAL, EmotionControl
 from engine.runtime.batching import FrameRequest, LandmarkBatcher
 from engine.runtime.generator import load_generator_runtime
-from engine.runtime.landmarks import LandmarkRuntime, load_landmark_runtime
+from engine.runtime.landmarks import DEFAULT_MODEL, LandmarkRuntime, load_landmark_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,9 @@ class PortraitEngine:
         self._sessions: dict[str, PortraitSession] = {}
 
     @classmethod
-    def load(cls, backend: str = "auto") -> "PortraitEngine":
-        return cls(load_landmark_runtime(backend), backend)
+    def load(cls, backend: str = "auto", model: str = DEFAULT_MODEL) -> "PortraitEngine":
+        """The shipped landmark ``model`` (engine.runtime.landmarks.MODELS) on ``backend``."""
+        return cls(load_landmark_runtime(backend, model=model), backend)
 
     def __len__(self) -> int:
         return len(self._sessions)

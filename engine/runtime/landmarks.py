@@ -16,11 +16,13 @@ runs the checkpoint itself, on CUDA when asked and available.
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from engine.errors import EngineError
 from engine.runtime.backends import BackendUnavailable, choose, torch_on
 from engine.runtime.onnx import cpu_session
 
@@ -28,6 +30,39 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
 SHIPPED_ONNX = WEIGHTS / "onnx"
 SHIPPED_CHECKPOINT = WEIGHTS / "evp-a2l.safetensors"
 NETWORKS = ("content", "emotion", "identity", "classifier", "landmark_step")
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A landmark model shipped with the project: its checkpoint and its ONNX export."""
+
+    name: str
+    checkpoint: Path
+    onnx_dir: Path
+    summary: str
+
+
+MODELS = {
+    model.name: model
+    for model in (
+        ShippedModel(
+            "evp", SHIPPED_CHECKPOINT, SHIPPED_ONNX, "EVP's MFCC window: 122.5 ms look-ahead"
+        ),
+        ShippedModel(
+            "low-latency",
+            WEIGHTS / "evp-a2l-lowlatency.safetensors",
+            WEIGHTS / "onnx-lowlatency",
+            "4 hops of look-ahead: 42.5 ms; lips follow at r 0.41 against 0.49",
+        ),
+    )
+}
+DEFAULT_MODEL = "evp"
+
+
+def shipped_model(name: str) -> ShippedModel:
+    if name not in MODELS:
+        raise EngineError(f"no model {name!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[name]
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -204,13 +239,21 @@ class TorchLandmarks:
 def load_landmark_runtime(
     backend: str = "auto",
     checkpoint_path: Path | None = None,
-    onnx_dir: Path = SHIPPED_ONNX,
+    onnx_dir: Path | None = None,
     device: str | None = None,
     engines_dir: Path | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> LandmarkRuntime:
     """The landmark networks on ``backend`` (engine.runtime.backends.choose): TensorRT
-    engines built from ``onnx_dir``, the PyTorch checkpoint, or ONNX Runtime."""
+    engines built from ``onnx_dir``, the PyTorch checkpoint, or ONNX Runtime; both default
+    to the shipped ``model``'s (MODELS)."""
     from engine.runtime.tensorrt import TensorRTLandmarks
+
+    if checkpoint_path is None and onnx_dir is None:
+        shipped = shipped_model(model)
+        checkpoint_path, onnx_dir = shipped.checkpoint, shipped.onnx_dir
+    elif onnx_dir is None:
+        onnx_dir = SHIPPED_ONNX
 
     return choose(
         backend,
