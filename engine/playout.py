@@ -77,7 +77,7 @@ class MarginPolicy:
     ``PlayoutClock`` (network jitter, the receive buffer, the audio front-end's compute) and
     still be shown on time. ``fixed`` pins it (benchmarks that compare builds)."""
 
-    initial_s: float = 0.04  # before ``min_samples`` measurements
+    initial_s: float = 0.025  # before ``min_samples`` measurements
     floor_s: float = 0.01
     ceiling_s: float = 0.25
     guard_s: float = 0.005  # added to the measured quantile

@@ -144,3 +144,37 @@ def percentiles_ms(seconds: np.ndarray) -> dict:
     return {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 95, 99)} | {
         "n": int(values.size)
     }
+
+
+def loudness_onsets(times_ms: np.ndarray, loud: np.ndarray, quiet_s: float = 0.5) -> np.ndarray:
+    """Times (ms) where ``loud`` (a bool per time, in time order) turns true after at
+    least ``quiet_s`` of quiet."""
+    out, last_loud = [], -np.inf
+    for t, is_loud in zip(times_ms, loud, strict=True):
+        if is_loud:
+            if t - last_loud >= 1000 * quiet_s:
+                out.append(float(t))
+            last_loud = t
+    return np.array(out)
+
+
+def av_sync_offsets(frames: list, voice: list, loud_rms: float, pair_ms: float = 400.0) -> list:
+    """A/V offsets (ms, > 0: the face comes after the voice) of one page, each speech
+    burst's: the display time of the first loud 10 ms hop a frame was made from (frames:
+    [display ms, stamp, hop bits], hop j shown from display + 10 j) against the first loud
+    10 ms of the returned voice (voice: [ms, RMS]), paired within ``pair_ms``."""
+    if not frames or not voice:
+        return []
+    hops = sorted(
+        (t + 10.0 * j, bool(bits >> (3 - j) & 1)) for t, _, bits in frames for j in range(4)
+    )
+    video = loudness_onsets(np.array([h[0] for h in hops]), np.array([h[1] for h in hops]))
+    heard = np.array(voice, float)
+    audio = loudness_onsets(heard[:, 0], heard[:, 1] > loud_rms)
+    offsets = []
+    for onset in video:
+        if audio.size:
+            nearest = audio[np.argmin(np.abs(audio - onset))]
+            if abs(nearest - onset) <= pair_ms:
+                offsets.append(float(onset - nearest))
+    return offsets

@@ -369,6 +369,8 @@ def _analyse(session: BenchSession, mesh, to_ibug68) -> dict:
         "frames_missing": max(0, expected - count),
         "face_tracked": round(float(np.isfinite(opening).mean()), 3) if count else 0.0,
         "latency_ms": percentiles_ms(stamped),
+        "latency_growth_ms": _growth_ms(stamped),
+        "av_offset_spread_ms": _spread_ms(offsets),
         "burst_latency_ms": percentiles_ms(bursts),
         "mouth_lag_ms": round(1000 * lag, 1) if r > 0.3 else None,
         "mouth_correlation": round(r, 3),
@@ -380,12 +382,26 @@ def _analyse(session: BenchSession, mesh, to_ibug68) -> dict:
     return {"public": public, "stamped": stamped, "bursts": bursts, "av_offset": av_offset}
 
 
+def _growth_ms(latencies: np.ndarray) -> float | None:
+    """Median latency of the last fifth of the run minus that of the first fifth."""
+    fifth = latencies.size // 5
+    if fifth < 25:
+        return None
+    return round(1000 * float(np.median(latencies[-fifth:]) - np.median(latencies[:fifth])), 1)
+
+
+def _spread_ms(offsets: list[float]) -> list[float] | None:
+    """The smallest and largest A/V offset of the run's bursts."""
+    return [round(1000 * min(offsets), 1), round(1000 * max(offsets), 1)] if offsets else None
+
+
 def _returned_voice_onsets(session: BenchSession) -> np.ndarray:
     """Arrival times (client clock) where the returned voice starts after silence."""
     received = session.peer.received
     if not received.audio or received.audio_started is None:
         return np.zeros(0)
-    return received.audio_started + sound_onsets(session.peer.returned_audio(), received.audio_rate)
+    started = session.peer.received_audio_started
+    return started + sound_onsets(session.peer.returned_audio(), received.audio_rate)
 
 
 def _server_figures(before: dict, after: dict, wall: float) -> dict:
@@ -435,16 +451,20 @@ def _budget(after: dict, server: dict, latency: dict) -> dict | None:
     frame = 1000 / VIDEO_FPS
     render = server["frame_compute_ms_mean"] or 0.0
     encode = server["stage_ms_mean"].get("encode") or 0.0
+    # Latency counts from the end of an audio frame; the server holds a frame from its
+    # first sample, so the pipeline delay's frame period is already behind it.
     lines = {
         "look_ahead": lookahead,
-        "frame": frame,
         "resampler": delay - lookahead - frame - margin,
         "margin": margin,
         "compute": render,
         "encode": encode,
     }
     lines["transport"] = latency["p50"] - sum(lines.values())
-    return {k: round(v, 1) for k, v in lines.items()} | {"total_p50": latency["p50"]}
+    return {k: round(v, 1) for k, v in lines.items()} | {
+        "total_p50": latency["p50"],
+        "pipeline_delay": round(delay, 1),
+    }
 
 
 async def _face_box(http: aiohttp.ClientSession, url: str) -> list[int]:

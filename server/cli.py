@@ -180,6 +180,12 @@ def _bench_live(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _bench_av_sync(args: argparse.Namespace) -> int:
+    from server.bench_browser import run
+
+    return run(args)
+
+
 def _bench_throughput(args: argparse.Namespace) -> int:
     from server.bench_throughput import run
 
@@ -440,6 +446,21 @@ def build_parser() -> argparse.ArgumentParser:
     spawned.add_argument("--margin-ms", type=_margin_ms, metavar="auto|MS")
     spawned.add_argument("--receive-buffer", type=_depth, metavar="PACKETS")
     live.set_defaults(handler=_bench_live)
+
+    av_sync = bench_commands.add_parser(
+        "av-sync", help="face against voice as headless Chromium shows them (talk and watch)"
+    )
+    target = av_sync.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="a running server, local or remote")
+    target.add_argument("--spawn", action="store_true", help="start `evp serve` for the run")
+    av_sync.add_argument("--seconds", type=float, default=20.0, help="measured per page")
+    av_sync.add_argument("--wav", type=Path, help="speech for the fake microphone")
+    av_sync.add_argument("--json", type=Path, help="also write the results here")
+    spawned = av_sync.add_argument_group("with --spawn, passed to evp serve")
+    spawned.add_argument("--model", choices=list(MODELS))
+    spawned.add_argument("--margin-ms", type=_margin_ms, metavar="auto|MS")
+    spawned.add_argument("--receive-buffer", type=_depth, metavar="PACKETS")
+    av_sync.set_defaults(handler=_bench_av_sync)
 
     throughput = bench_commands.add_parser(
         "throughput", help="frames a second the server's render path makes (no clock)"

@@ -80,6 +80,7 @@ class Received:
     video_sizes: set[tuple[int, int]] = field(default_factory=set)
     audio: list[np.ndarray] = field(default_factory=list)
     audio_pts: list[int] = field(default_factory=list)  # the sender's timestamp of each frame
+    audio_times: list[float] = field(default_factory=list)  # time.monotonic() of each arrival
     audio_rate: int | None = None
     audio_started: float | None = None
 
@@ -102,6 +103,7 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
                 received.audio_started = time.monotonic()
+            received.audio_times.append(time.monotonic())
             received.audio_pts.append(frame.pts)
             received.audio.append(
                 audio_frame_to_planar(frame).astype(np.float32).mean(axis=0) / 32768
@@ -176,9 +178,17 @@ class Peer:
 
     @property
     def received_audio_started(self) -> float:
-        if self.received.audio_started is None:
+        """Our time at which the first returned frame's first sample arrived, had it come
+        on time: from the earliest-arriving frame (arrival minus its place in the stream),
+        since the first frames come in a burst, queued while the connection was set up."""
+        r = self.received
+        if r.audio_started is None or not r.audio_pts or r.audio_rate is None:
             raise RuntimeError("no audio received yet")
-        return self.received.audio_started
+        first = r.audio_pts[0]
+        return min(
+            t - ((p - first) % 2**32) / r.audio_rate
+            for t, p in zip(r.audio_times, r.audio_pts, strict=True)
+        )
 
     def fps_over(self, seconds: float) -> float:
         """Frames per second over the last ``seconds`` of received video."""

@@ -48,7 +48,7 @@ from engine.pipeline.portrait import PortraitFrame, PortraitSession
 from engine.playout import PlayoutClock, PlayoutMargin
 from server.capacity import Capacity
 from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
-from server.frame_stamp import stamp
+from server.frame_stamp import loud_hops, stamp
 from server.inference import InferenceWorker
 from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
 from server.metrics import ServerMetrics
@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 VIDEO_PERIOD_S = 1 / VIDEO_FPS
 AUDIO_PERIOD_S = 0.02
 RETURN_AUDIO_RATE = WEBRTC_SAMPLE_RATE  # what Opus carries; other input rates are resampled
+TICK_AFTER_DUE_S = 0.0005
 CROSSFADE_S = 0.0025  # when the returned voice's read position jumps
 MAX_AUDIO_SLIP = round(RETURN_AUDIO_RATE * 0.001)  # samples it may drift from the clock
 MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
@@ -98,6 +99,7 @@ class _Epoch:
     input_rate: int
     tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the last input
     pending_lead: int = 0  # silence the front-end still gets before the first input
+    lead_s: float = 0.0  # all of it: frame k was made from input [k T - lead, (k + 1) T - lead)
 
 
 class Session:
@@ -460,9 +462,11 @@ class Session:
                 return epoch
         start = 0.0 if media_start is None else media_start
         frontend = AudioFrontEnd(rate, self._frontend_options)
+        lead = packet_phase_lead(frontend.delay_seconds, samples / rate, rate)
         self._epoch = _Epoch(
             frontend=frontend,
-            pending_lead=packet_phase_lead(frontend.delay_seconds, samples / rate, rate),
+            pending_lead=lead,
+            lead_s=lead / rate,
             to_return_rate=StreamingResampler(rate, RETURN_AUDIO_RATE),
             media_start_s=start,
             next_media_s=start,
@@ -492,14 +496,17 @@ class Session:
             serves = capacity.serves if capacity is not None else _every_tick
             while not serves(tick):
                 tick += 1
-            due = start + tick * VIDEO_PERIOD_S
+            # Ticks fall when a frame becomes due (its media time reaches playout), not
+            # up to a period later at a phase of their own: 20 ms less latency on average.
+            origin = start + self._tick_phase(start)
+            due = origin + tick * VIDEO_PERIOD_S
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             now = loop.time()
             # Late past the next tick served: skip to the latest one due, rather than send
             # a late burst (a tick is served late only until the next one is due).
             latest, t = tick, tick + 1
-            while start + t * VIDEO_PERIOD_S <= now:
+            while origin + t * VIDEO_PERIOD_S <= now:
                 latest = t if serves(t) else latest
                 t += 1
             if latest > tick:
@@ -515,12 +522,22 @@ class Session:
                 capacity.ticked(time.perf_counter() - started)
             tick += 1
 
+    def _tick_phase(self, start: float) -> float:
+        """Seconds in [0, period) from ``start`` to where frames fall due on our clock:
+        frame k is due at offset + delay + k / fps (engine.playout), plus 0.5 ms so that
+        the clock reads frame k, not the end of k - 1. 0 before any audio."""
+        if not self._clock.started:
+            return 0.0
+        due = self._clock.offset_s + self._clock.delay_s + TICK_AFTER_DUE_S
+        return (due - start) % VIDEO_PERIOD_S
+
     async def _send_frame(self, tick: int, steps: list[FrameFeatures]) -> None:
         """Render the frame of ``tick`` and publish it, raw and H.264."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         pts = tick * PTS_PER_VIDEO_FRAME
-        finish = partial(_finish, stamped=self._stamp_frames)
+        hops = self._loud_hops() if self._stamp_frames else 0
+        finish = partial(_finish, stamped=self._stamp_frames, hops=hops)
         image = await self._inference.render(self.portrait, steps, tick, finish)
         self._metrics.render_seconds.observe(time.perf_counter() - started)
         if len(self._video):
@@ -534,6 +551,15 @@ class Session:
         self._publish_times.append(loop.time())
         self._counters.frames_sent += 1
         self._metrics.video_frames.inc()
+
+    def _loud_hops(self) -> int:
+        """For the frame stamp: which 10 ms hops of the audio the shown frame was made
+        from were loud (server.frame_stamp), read from the returned voice's history."""
+        shown, history, epoch = self._shown, self._history, self._epoch
+        if shown is None or history is None or epoch is None:
+            return 0
+        start = round((shown.index * VIDEO_PERIOD_S - epoch.lead_s) * RETURN_AUDIO_RATE)
+        return loud_hops(history.read(start, round(VIDEO_PERIOD_S * RETURN_AUDIO_RATE)))
 
     def _steps_due(self, now: float) -> list[FrameFeatures]:
         """The analysed audio frames whose playout is due by ``now``, in order: all of
@@ -709,12 +735,12 @@ def packet_phase_lead(need_s: float, packet_s: float, rate: int) -> int:
     return lead if lead <= grid // 2 else 0
 
 
-def _finish(frame: PortraitFrame, stamped: bool) -> np.ndarray:
+def _finish(frame: PortraitFrame, stamped: bool, hops: int = 0) -> np.ndarray:
     """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again),
-    stamped with its audio frame for benchmarks."""
+    stamped with its audio frame and that audio's loud hops for benchmarks."""
     i420 = to_i420(frame.image)
     if stamped:
-        stamp(i420, frame.image.shape[0], frame.index + 1)
+        stamp(i420, frame.image.shape[0], frame.index + 1, hops)
     return i420
 
 

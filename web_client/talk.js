@@ -102,6 +102,7 @@ async function start() {
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
     pc = new RTCPeerConnection({ iceServers: [] });
+    live.pc = pc; // for benchmarks reading getStats()
     for (const track of microphone.getAudioTracks()) pc.addTrack(track, microphone);
     pc.addTransceiver("video", { direction: "recvonly" });
     const remote = new MediaStream();
@@ -113,7 +114,9 @@ async function start() {
       setStatus(`connection ${pc.connectionState}`, pc.connectionState === "failed");
     });
     setStatus("connecting…");
-    const answer = await negotiate(pc, "/api/offer", { avatar: ui.avatar.value });
+    // ?bench=1: frames carry their audio frame and its loudness (evp bench av-sync).
+    const bench = new URLSearchParams(location.search).get("bench") === "1";
+    const answer = await negotiate(pc, "/api/offer", { avatar: ui.avatar.value, bench });
     live.sessionId = answer.session_id;
     ui.share.value = `${location.origin}/watch?session=${answer.session_id}&token=${encodeURIComponent(answer.token)}`;
     openControl(answer.session_id, answer.token);

@@ -16,6 +16,7 @@ async function watch() {
     return;
   }
   const pc = new RTCPeerConnection({ iceServers: [] });
+  live.pc = pc; // for benchmarks reading getStats()
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   const remote = new MediaStream();

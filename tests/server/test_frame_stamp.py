@@ -6,7 +6,7 @@ import pytest
 from engine.constants import SAMPLE_RATE
 from engine.pipeline.h264 import H264Stream
 from server.client import Peer, WavMicrophone, wait_for
-from server.frame_stamp import read_stamp, stamp
+from server.frame_stamp import loud_hops, read_stamp, read_stamp_hops, stamp
 
 
 def test_stamps_survive_h264_at_the_served_bitrate():
@@ -46,3 +46,15 @@ async def test_a_bench_session_shows_which_audio_each_frame_was_made_from(server
     sent_end = mic.started_at + (shown[live] + 1) * 0.04
     latency = times[live] - sent_end
     assert np.all(latency > 0.1) and np.median(latency) < 0.45, np.percentile(latency, [0, 50, 100])
+
+
+def test_the_stamp_carries_which_hops_of_its_audio_were_loud():
+    quiet, loud = np.zeros(480, np.float32), np.full(480, 0.1, np.float32)
+    assert loud_hops(np.concatenate([quiet, loud, loud, quiet])) == 0b0110
+    assert loud_hops(np.full(1920, 0.001, np.float32)) == 0  # -60 dBFS: quiet
+    i420 = np.full((768, 512), 128, np.uint8)
+    stamp(i420, 512, 4321, 0b1011)
+    rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+    assert read_stamp_hops(rgb) == (4321, 0b1011) and read_stamp(rgb) == 4321
+    with pytest.raises(ValueError, match="hop bits"):
+        stamp(i420, 512, 1, 16)

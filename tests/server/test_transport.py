@@ -79,8 +79,9 @@ async def test_real_speech_round_trip(server, speech):
     )
 
     # The returned audio is our speech, delayed by the pipeline delay plus the transport:
-    # aiortc's audio receivers prefetch 4 packets (80 ms) on each side, Opus adds ~7 ms
-    # each way and the 20 ms send tick up to 20 ms.
+    # this client's aiortc audio receiver prefetches 4 packets (80 ms; the server's own
+    # receive buffer hands packets on in order at once), Opus adds ~7 ms each way and the
+    # 20 ms send tick up to 20 ms.
     lag = peer.returned_audio_lag(mic, speech, SAMPLE_RATE)
     assert delay_s + 0.1 <= lag <= delay_s + 0.25, (
         f"returned audio lags {lag:.2f} s, pipeline delay {delay_s:.3f} s"
