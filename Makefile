@@ -34,15 +34,22 @@ test-all: $(VENV)/.test
 	scripts/ensure-chromium
 	$(BIN)/python -m pytest -m ''
 
-bench: $(VENV)/.serve
+bench: $(VENV)/.test
+	scripts/ensure-chromium
 	$(BIN)/evp bench frontend --wav ../shared/data/speech/musetalk_eng.wav
 	$(BIN)/evp bench transport --wav ../shared/data/speech/evp_obama.wav --seconds 10
 	$(BIN)/evp bench generator --frames 300
 	$(BIN)/evp bench engine --wav ../shared/data/speech/musetalk_eng.wav
-	$(BIN)/evp bench live --spawn --sessions 1 --seconds 20
+	mkdir -p build/bench
+	$(BIN)/evp bench live --spawn --seconds 60 --json build/bench/live-evp.json
+	$(BIN)/evp bench live --spawn --model low-latency --seconds 60 --json build/bench/live-low-latency.json
+	$(BIN)/evp bench live --spawn --model low-latency --max-sessions 2 --sessions 2 --seconds 60 --json build/bench/live-low-latency-2.json
+	$(BIN)/evp bench live --spawn --model low-latency --ramp --sessions 4 --seconds 20 --json build/bench/live-low-latency-ramp.json
+	$(BIN)/evp bench live --spawn --model low-latency --seconds 300 --loss 0.02 --jitter-ms 30 --json build/bench/live-low-latency-loss.json
+	$(BIN)/evp bench av-sync --spawn --model low-latency --seconds 30 --json build/bench/av-sync-low-latency.json
+	$(BIN)/evp bench av-sync --spawn --seconds 30 --json build/bench/av-sync-evp.json
 	taskset -c 0 $(BIN)/evp bench throughput --sessions 4 --wav ../shared/data/speech/musetalk_eng.wav
 	$(BIN)/evp bench throughput --sessions 4 --wav ../shared/data/speech/musetalk_eng.wav
-	$(BIN)/evp bench live --spawn --ramp --sessions 6 --seconds 15
 	scripts/bench-overload 3
 
 clean:

@@ -164,7 +164,11 @@ def _at_browser_rate(signal: np.ndarray) -> tuple[np.ndarray, int]:
     resampler = StreamingResampler(SAMPLE_RATE, WEBRTC_SAMPLE_RATE)
     delay = round(resampler.delay_seconds * WEBRTC_SAMPLE_RATE)
     tail = np.zeros(round(resampler.delay_seconds * SAMPLE_RATE) + 1, np.float32)
-    out = resampler.push(np.concatenate([signal.astype(np.float32), tail]))
+    padded = np.concatenate([signal.astype(np.float32), tail])
+    # In 1 s pieces: the resampler's working memory grows with what it is given at once.
+    out = np.concatenate(
+        [resampler.push(padded[i : i + SAMPLE_RATE]) for i in range(0, padded.size, SAMPLE_RATE)]
+    )
     size = round(signal.size * WEBRTC_SAMPLE_RATE / SAMPLE_RATE)
     return out[delay : delay + size], WEBRTC_SAMPLE_RATE
 
@@ -531,6 +535,7 @@ def _serve_args(args) -> list[str]:
         ("--model", args.model),
         ("--margin-ms", args.margin_ms),
         ("--receive-buffer", args.receive_buffer),
+        ("--max-sessions", getattr(args, "max_sessions", None)),
     ):
         if value is not None:
             out += [flag, str(value)]

@@ -445,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     spawned.add_argument("--model", choices=list(MODELS))
     spawned.add_argument("--margin-ms", type=_margin_ms, metavar="auto|MS")
     spawned.add_argument("--receive-buffer", type=_depth, metavar="PACKETS")
+    spawned.add_argument("--max-sessions", help="auto (default) or a number")
     live.set_defaults(handler=_bench_live)
 
     av_sync = bench_commands.add_parser(

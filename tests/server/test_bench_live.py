@@ -183,3 +183,15 @@ async def test_a_recording_analysed_offline_agrees_with_the_live_report(server, 
     live, found = result["burst_latency_ms"]["p50"], offline["burst_latency_ms"]["p50"]
     assert abs(live - found) < 40, (live, found)  # two frame periods
     assert abs(result["av_offset_ms"] - offline["av_offset_ms"]) < 60
+
+
+def test_the_benchmark_microphone_sends_the_same_speech_at_48_khz_on_the_same_clock():
+    from server.bench_live import _at_browser_rate
+
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    speech = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    sent, rate = _at_browser_rate(speech)
+    assert rate == 48_000 and sent.size == 3 * 48_000
+    t48 = np.arange(sent.size) / 48_000
+    middle = slice(4_800, -4_800)  # away from the ends' filter transients
+    assert np.abs(sent[middle] - 0.5 * np.sin(2 * np.pi * 220 * t48[middle])).max() < 1e-3
