@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: serve test test-all bench clean
+.PHONY: serve test test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.serve
 	$(BIN)/evp serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.test
+test: $(VENV)/.test lint
 	scripts/ensure-chromium
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-all: $(VENV)/.test
 	scripts/ensure-chromium

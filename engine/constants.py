@@ -44,7 +44,7 @@ EMOTIONS: Final = (
 
 # --- 68-point iBUG landmark layout -----------------------------------------------------
 N_LANDMARKS: Final = 68
-JAW: Final = range(0, 17)
+JAW: Final = range(17)
 BROWS: Final = range(17, 27)
 NOSE: Final = range(27, 36)
 EYES: Final = range(36, 48)

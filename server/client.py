@@ -150,13 +150,13 @@ class Peer:
         return {"sdp": self.pc.localDescription.sdp, "type": "offer"}
 
     async def talk(self, **extra) -> dict:
-        async with aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http:
-            async with http.post(
-                f"{self.base_url}/api/offer", json=await self._offer() | extra
-            ) as r:
-                body = await r.json()
-                if r.status != 200:
-                    raise ServerRefused(r.status, body.get("error", ""))
+        async with (
+            aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http,
+            http.post(f"{self.base_url}/api/offer", json=await self._offer() | extra) as r,
+        ):
+            body = await r.json()
+            if r.status != 200:
+                raise ServerRefused(r.status, body.get("error", ""))
         self.session_id, self.token = body["session_id"], body["token"]
         await self._answered(body["sdp"])
         return body
@@ -168,11 +168,14 @@ class Peer:
 
     async def watch(self, session_id: str, token: str) -> dict:
         url = f"{self.base_url}/api/sessions/{session_id}/viewers?token={token}"
-        async with aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http:
-            async with http.post(url, json=await self._offer()) as r:
-                body = await r.json()
-                if r.status != 200:
-                    raise ServerRefused(r.status, body.get("error", ""))
+        offer = await self._offer()
+        async with (
+            aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http,
+            http.post(url, json=offer) as r,
+        ):
+            body = await r.json()
+            if r.status != 200:
+                raise ServerRefused(r.status, body.get("error", ""))
         await self._answered(body["sdp"])
         return body
 

@@ -54,8 +54,8 @@ class FrameFeatures:
 
 @dataclass(frozen=True)
 class FrontEndOptions:
-    window: WindowSpec = WindowSpec()
-    vad: VadOptions = VadOptions()
+    window: WindowSpec = field(default_factory=WindowSpec)
+    vad: VadOptions = field(default_factory=VadOptions)
 
 
 def level_dbfs(samples: np.ndarray) -> float:

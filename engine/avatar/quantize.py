@@ -121,4 +121,3 @@ def quantize_generator(avatar: Avatar) -> dict:
     replace(manifest, generator=generator).write(directory)
     logger.info("avatar %s: INT8 generator written (%s)", manifest.name, int8)
     return {"fp32": fp32, "int8": int8}
-

@@ -181,7 +181,7 @@ def build_synthetic(config: BuildConfig, out: Path, teacher: Teacher) -> list[di
                 item["voice"],
                 np.random.default_rng(item["seed"]),
             )
-            windows, _, voiced = analyse_offline(take.audio)
+            windows, _, _voiced = analyse_offline(take.audio)
             frames = len(windows)
             shard_records.append(
                 item

@@ -7,6 +7,7 @@ of the input file, so tracking a file again is instant.
 """
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -114,7 +115,7 @@ class FaceMesh:
             min_tracking_confidence=options.min_tracking_confidence,
         )
 
-    def __enter__(self) -> "FaceMesh":
+    def __enter__(self) -> "FaceMesh":  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc) -> None:
@@ -190,7 +191,7 @@ def interpolate_gaps(points: np.ndarray, found: np.ndarray, max_gap: int) -> np.
     """
     valid = found.copy()
     index = np.flatnonzero(found)
-    for before, after in zip(index[:-1], index[1:], strict=True):
+    for before, after in itertools.pairwise(index):
         gap = after - before - 1
         if 0 < gap <= max_gap:
             weights = (np.arange(1, gap + 1) / (gap + 1))[:, None, None]

@@ -63,7 +63,7 @@ def emotion_prosody(emotion: str, intensity: float, rng: np.random.Generator) ->
     values = {}
     for name in ("rate", "pitch", "range", "volume", "word_gap"):
         base, goal, spread = getattr(NEUTRAL, name), getattr(target, name), getattr(_JITTER, name)
-        values[name] = int(round(base + intensity * (goal - base) + rng.normal(0, spread)))
+        values[name] = round(float(base + intensity * (goal - base) + rng.normal(0, spread)))
     values["rate"] = int(np.clip(values["rate"], 80, 450))
     for name in ("pitch", "range"):
         values[name] = int(np.clip(values[name], 0, 100))

@@ -133,7 +133,7 @@ def rest_mouth(mouth: np.ndarray, closed_fraction: float = 0.1) -> np.ndarray:
     most closed. (T, 20, 2) -> (20, 2). Pauses in speech often leave the mouth open, so
     silence is not used; every talking clip closes the mouth on /p b m/ and at rest."""
     opening = inner_lip_opening(mouth)
-    count = max(1, int(round(closed_fraction * len(mouth))))
+    count = max(1, round(closed_fraction * len(mouth)))
     return np.median(mouth[np.argsort(opening)[:count]], axis=0)
 
 

@@ -110,9 +110,8 @@ async def test_close_releases_session_tasks_and_memory(server, speech):
 
 
 async def fetch_text(url: str) -> str:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url) as r:
-            return await r.text()
+    async with aiohttp.ClientSession() as http, http.get(url) as r:
+        return await r.text()
 
 
 async def test_viewer_receives_the_same_stream(server, speech):
@@ -194,7 +193,7 @@ async def test_wrong_token_and_foreign_origin_are_refused(server, speech):
 
 
 @pytest.fixture
-def settings(make_settings):  # noqa: F811  (narrower settings for the tests below)
+def settings(make_settings):
     return make_settings(max_sessions=1, media_timeout_s=1.5)
 
 
@@ -220,7 +219,7 @@ async def test_capacity_refuses_with_503_and_frees_on_close(server, speech):
 async def test_peer_that_vanishes_mid_stream_is_released(server, shared_data):
     wav = shared_data / "speech" / "evp_obama.wav"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once; the test kills it mid-stream
         [sys.executable, "-m", "tests.peer_process", server.url, str(wav)],
         stdout=subprocess.PIPE,
         cwd=ROOT,

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("mediapipe")
 
-from engine.face.landmarks68 import MEDIAPIPE_TO_IBUG68, to_ibug68  # noqa: E402
-from engine.face.pose import rotation_angles, similarity_fit  # noqa: E402
-from engine.face.tracking import (  # noqa: E402
+from engine.face.landmarks68 import MEDIAPIPE_TO_IBUG68, to_ibug68
+from engine.face.pose import rotation_angles, similarity_fit
+from engine.face.tracking import (
     FaceTrack,
     TrackingError,
     TrackOptions,

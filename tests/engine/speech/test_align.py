@@ -1,14 +1,16 @@
+import itertools
+
 import numpy as np
 import pytest
 
 pytest.importorskip("pocketsphinx")
 
-from engine.audio.frontend import analyse_offline  # noqa: E402
-from engine.constants import SAMPLE_RATE  # noqa: E402
-from engine.speech.align import AlignmentError, PhoneAligner  # noqa: E402
-from engine.speech.emotional import synthesize  # noqa: E402
-from engine.speech.espeak import Espeak  # noqa: E402
-from engine.wav import read_wav  # noqa: E402
+from engine.audio.frontend import analyse_offline
+from engine.constants import SAMPLE_RATE
+from engine.speech.align import AlignmentError, PhoneAligner
+from engine.speech.emotional import synthesize
+from engine.speech.espeak import Espeak
+from engine.wav import read_wav
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,7 @@ def test_forced_alignment_of_ravdess_follows_the_text_and_the_voice(aligner, sha
         phones = aligner.align(audio, record.text)
         words = [p.word for p in phones if p.word]
         assert list(dict.fromkeys(words)) == record.text.lower().split()
-        assert all(
-            b.start == pytest.approx(a.end) for a, b in zip(phones, phones[1:], strict=False)
-        )
+        assert all(b.start == pytest.approx(a.end) for a, b in itertools.pairwise(phones))
         assert phones[-1].end <= audio.size / SAMPLE_RATE + 0.01
         voiced = analyse_offline(audio)[2]
         first = next(p for p in phones if p.phone != "SIL")
@@ -66,7 +66,7 @@ def test_transcribe_then_align_untranscribed_speech(aligner, speech):
     phones = aligner.transcribe_and_align(speech[: 4 * SAMPLE_RATE])
     words = {p.word for p in phones if p.word}
     assert len(words) >= 3  # it found words, not only phones
-    assert all(b.start == pytest.approx(a.end) for a, b in zip(phones, phones[1:], strict=False))
+    assert all(b.start == pytest.approx(a.end) for a, b in itertools.pairwise(phones))
 
 
 def test_bad_alignment_input(aligner, speech):

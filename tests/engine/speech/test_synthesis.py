@@ -1,12 +1,14 @@
+import itertools
+
 import numpy as np
 import pytest
 
 pytest.importorskip("espeakng_loader")
 
-from engine.audio.frontend import level_dbfs  # noqa: E402
-from engine.constants import EMOTIONS, SAMPLE_RATE  # noqa: E402
-from engine.speech.emotional import VOICES, emotion_prosody, synthesize  # noqa: E402
-from engine.speech.espeak import Espeak  # noqa: E402
+from engine.audio.frontend import level_dbfs
+from engine.constants import EMOTIONS, SAMPLE_RATE
+from engine.speech.emotional import VOICES, emotion_prosody, synthesize
+from engine.speech.espeak import Espeak
 
 TEXT = "Kids are talking by the door."
 
@@ -21,7 +23,7 @@ def test_phone_timings_tile_the_audio(espeak):
     phones = spoken.phones
     assert len(phones) > 10
     assert all(p.end > p.start for p in phones)
-    assert all(a.end == pytest.approx(b.start) for a, b in zip(phones, phones[1:], strict=False))
+    assert all(a.end == pytest.approx(b.start) for a, b in itertools.pairwise(phones))
     assert phones[-1].end == pytest.approx(spoken.seconds)
     # Speech energy sits inside the phones, not in the lead-in before the first one.
     lead = int(phones[0].start * spoken.sample_rate)
@@ -56,7 +58,7 @@ def test_same_seed_same_take_and_bad_input(espeak):
     assert [p.symbol for p in a.phones] == [p.symbol for p in b.phones]
     np.testing.assert_allclose([p.end for p in a.phones], [p.end for p in b.phones], atol=0.005)
     n = min(a.audio.size, b.audio.size)
-    envelope = lambda x: np.sqrt(np.mean(x[: n // 160 * 160].reshape(-1, 160) ** 2, axis=1))  # noqa: E731
+    envelope = lambda x: np.sqrt(np.mean(x[: n // 160 * 160].reshape(-1, 160) ** 2, axis=1))
     assert np.corrcoef(envelope(a.audio), envelope(b.audio))[0, 1] > 0.95
     with pytest.raises(ValueError, match="empty text"):
         espeak.synthesize("   ")

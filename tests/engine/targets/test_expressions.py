@@ -3,8 +3,8 @@ import pytest
 
 pytest.importorskip("mediapipe")
 
-from engine.constants import BROWS, EMOTIONS  # noqa: E402
-from engine.targets.expressions import estimate_offsets  # noqa: E402
+from engine.constants import BROWS, EMOTIONS
+from engine.targets.expressions import estimate_offsets
 
 
 @pytest.fixture(scope="module")
