@@ -169,25 +169,25 @@ def _bench_frontend(args: argparse.Namespace) -> int:
 
 
 def _bench_transport(args: argparse.Namespace) -> int:
-    from server.bench import run
+    from server.bench.transport import run
 
     return run(args)
 
 
 def _bench_live(args: argparse.Namespace) -> int:
-    from server.bench_live import run
+    from server.bench.live import run
 
     return run(args)
 
 
 def _bench_av_sync(args: argparse.Namespace) -> int:
-    from server.bench_browser import run
+    from server.bench.browser import run
 
     return run(args)
 
 
 def _bench_throughput(args: argparse.Namespace) -> int:
-    from server.bench_throughput import run
+    from server.bench.throughput import run
 
     return run(args)
 

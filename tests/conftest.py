@@ -10,7 +10,7 @@ from engine.constants import SAMPLE_RATE
 from engine.pipeline.portrait import PortraitEngine
 from engine.wav import read_wav
 from server.app import SERVER_KEY, EvpServer, create_app
-from server.client import free_local_port
+from server.bench.client import free_local_port
 from server.settings import ServerSettings
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

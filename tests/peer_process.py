@@ -8,7 +8,7 @@ import sys
 
 from engine.constants import SAMPLE_RATE
 from engine.wav import read_wav
-from server.client import Peer, WavMicrophone
+from server.bench.client import Peer, WavMicrophone
 
 
 async def main(url: str, wav: str) -> None:

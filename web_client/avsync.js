@@ -5,7 +5,7 @@
 // stamp in its bottom-left corner (server/frame_stamp.py): its audio frame and which of that
 // audio's four 10 ms hops were loud. Voice: the RMS of every 10 ms of the returned audio
 // track as WebAudio receives it, on the same clock (performance.now()). Both are kept;
-// server/bench_browser.py pairs the onsets of loudness in the two.
+// server/bench/browser.py pairs the onsets of loudness in the two.
 (() => {
   const BLOCK = 8, BITS = 28, HOP_BITS = 4, VALUE_BITS = 20, MARKER = 0b1010;
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from engine.constants import PTS_PER_VIDEO_FRAME
-from server.client import Received
+from server.bench.client import Received
 
 RTP_VIDEO_RATE = 90_000
 

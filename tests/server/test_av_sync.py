@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from server.bench_analysis import av_sync_offsets, loudness_onsets
+from server.bench.analysis import av_sync_offsets, loudness_onsets
 
 LOUD = 0.01
 
@@ -49,7 +49,7 @@ def test_onsets_need_quiet_before_them_and_unpaired_ones_are_left_out():
 
 @pytest.mark.browser
 async def test_a_real_talk_and_watch_page_measure_their_offset(server):
-    from server.bench_browser import AvSyncOptions, run_av_sync
+    from server.bench.browser import AvSyncOptions, run_av_sync
 
     if not shutil.which("chromium"):
         if os.environ.get("EVP_REQUIRE_BROWSER"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.constants import SAMPLE_RATE, VIDEO_FPS
-from server.bench_analysis import (
+from server.bench.analysis import (
     BURST_S,
     GAP_S,
     LEAD_S,
@@ -15,7 +15,7 @@ from server.bench_analysis import (
     stamp_latencies,
     stamp_onsets,
 )
-from server.bench_live import LiveOptions, run_live
+from server.bench.live import LiveOptions, run_live
 from server.cli import main
 from tests.server.fakes import FixedCostEngine
 
@@ -186,7 +186,7 @@ async def test_a_recording_analysed_offline_agrees_with_the_live_report(server, 
 
 
 def test_the_benchmark_microphone_sends_the_same_speech_at_48_khz_on_the_same_clock():
-    from server.bench_live import _at_browser_rate
+    from server.bench.live import _at_browser_rate
 
     t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
     speech = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

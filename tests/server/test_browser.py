@@ -11,7 +11,7 @@ import pytest
 
 from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
-from server.client import wait_for
+from server.bench.client import wait_for
 from tests.server.test_live_pipeline import mouth_measures
 
 pytestmark = pytest.mark.browser

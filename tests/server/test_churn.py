@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 
 from engine.constants import SAMPLE_RATE
-from server.client import Peer, WavMicrophone, wait_for
+from server.bench.client import Peer, WavMicrophone, wait_for
 from server.control_socket import OUTBOX_SIZE, ControlChannel
 from server.memory import release_freed_memory
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.constants import SAMPLE_RATE
-from server.client import Peer, WavMicrophone
+from server.bench.client import Peer, WavMicrophone
 from server.control import ControlError
 from server.emotion_cli import command_message, control_url
 

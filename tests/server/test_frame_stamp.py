@@ -5,7 +5,7 @@ import pytest
 
 from engine.constants import SAMPLE_RATE
 from engine.pipeline.h264 import H264Stream
-from server.client import Peer, WavMicrophone, wait_for
+from server.bench.client import Peer, WavMicrophone, wait_for
 from server.frame_stamp import loud_hops, read_stamp, read_stamp_hops, stamp
 
 

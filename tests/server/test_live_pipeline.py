@@ -8,7 +8,7 @@ import numpy as np
 from engine.constants import SAMPLE_RATE
 from engine.face.landmarks68 import to_ibug68
 from engine.face.tracking import FaceMesh
-from server.client import Peer, WavMicrophone, wait_for
+from server.bench.client import Peer, WavMicrophone, wait_for
 from tests.server.test_transport import control, next_of
 
 FRAME_S = 0.04

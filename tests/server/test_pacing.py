@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from engine.constants import SAMPLE_RATE, VIDEO_FPS
-from server.bench_analysis import clean_stamps, stamp_latencies
+from server.bench.analysis import clean_stamps, stamp_latencies
+from server.bench.client import Peer, WavMicrophone, fetch_metrics, free_local_port, wait_for
 from server.capacity import TARGET
-from server.client import Peer, WavMicrophone, fetch_metrics, free_local_port, wait_for
 from server.frame_stamp import read_stamp
 from server.settings import ServerSettings
 from tests.server.fakes import FixedCostEngine

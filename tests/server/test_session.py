@@ -11,7 +11,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from engine.avatar.bundle import AvatarLibrary
 from engine.pipeline.portrait import PortraitEngine
-from server.client import wait_for
+from server.bench.client import wait_for
 from server.inference import InferenceWorker
 from server.metrics import ServerMetrics
 from server.session import Session

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.constants import PTS_PER_VIDEO_FRAME
-from server.client import Received
+from server.bench.client import Received
 from tests.server.streams import assert_on_the_media_clock
 
 PERIOD_S = 0.04

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from engine.constants import SAMPLE_RATE
-from server.client import Peer, WavMicrophone, wait_for
+from server.bench.client import Peer, WavMicrophone, wait_for
 from tests.server.streams import assert_on_the_media_clock
 
 ROOT = Path(__file__).resolve().parents[2]

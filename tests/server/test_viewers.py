@@ -4,7 +4,7 @@ import pytest
 from aiortc import RTCRtpSender
 
 from engine.constants import SAMPLE_RATE
-from server.client import Peer, WavMicrophone, wait_for
+from server.bench.client import Peer, WavMicrophone, wait_for
 from tests.server.fakes import FixedCostEngine
 from tests.server.streams import assert_on_the_media_clock
 

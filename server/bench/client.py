@@ -18,7 +18,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from engine.audio.pcm import float_to_int16
-from server.impairment import Impairment
+from server.bench.impairment import Impairment
 from server.media import audio_frame_to_planar
 from server.receive_buffer import install_browser_like
 
@@ -124,7 +124,7 @@ class Peer:
     ):
         """browser_like: receive as a browser does (server.receive_buffer), not with
         aiortc's buffers (80 ms audio prefetch, video one frame late); impairment: loss
-        and jitter on the microphone's packets (server.impairment)."""
+        and jitter on the microphone's packets (server.bench.impairment)."""
         self.base_url = base_url
         self.browser_like = browser_like
         self.impairment = impairment

@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from engine.constants import SAMPLE_RATE
-from server.bench_analysis import clean_stamps, onset_stamp, percentiles_ms, sound_onsets
+from server.bench.analysis import clean_stamps, onset_stamp, percentiles_ms, sound_onsets
 from server.frame_stamp import read_stamp
 
 RATE = SAMPLE_RATE

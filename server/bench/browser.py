@@ -7,7 +7,7 @@ Headless Chromium (Debian's ``chromium``, driven by Playwright) opens the talk p
 same session. In each page web_client/avsync.js records every displayed frame's expected
 display time and stamp (which 10 ms hops of the audio it was made from were loud,
 server/frame_stamp.py) and the returned voice's 10 ms loudness from WebAudio, all on the
-page's clock; each burst's onset in the two gives one offset (server.bench_analysis).
+page's clock; each burst's onset in the two gives one offset (server.bench.analysis).
 """
 
 import asyncio
@@ -25,8 +25,8 @@ from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
 from engine.errors import EngineError
 from engine.wav import read_wav
-from server.bench_analysis import av_sync_offsets, burst_signal
-from server.bench_live import BUNDLED_SPEECH, _at_browser_rate, _serve_args, _SpawnedServer
+from server.bench.analysis import av_sync_offsets, burst_signal
+from server.bench.live import BUNDLED_SPEECH, _at_browser_rate, _serve_args, _SpawnedServer
 from server.frame_stamp import LOUD_DBFS
 
 CHROMIUM_FLAGS = [

@@ -3,7 +3,7 @@
     evp bench live --spawn --sessions 2 --seconds 30 --json live.json --plot live.png
     evp bench live --url https://avatar.example --sessions 8 --ramp --json ramp.json
 
-N aiortc clients each stream speech bursts (server.bench_analysis) to the server as a
+N aiortc clients each stream speech bursts (server.bench.analysis) to the server as a
 microphone and receive its video and audio. Every received frame's arrival time, its
 frame stamp (which audio frame it shows; the session is opened with ``"bench": true``)
 and the avatar's face crop are kept; afterwards the face is tracked in every crop, and
@@ -37,7 +37,7 @@ from engine.audio.resample import StreamingResampler
 from engine.constants import SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
 from engine.errors import EngineError
 from engine.wav import read_wav
-from server.bench_analysis import (
+from server.bench.analysis import (
     LEAD_S,
     Bursts,
     burst_signal,
@@ -48,9 +48,9 @@ from server.bench_analysis import (
     stamp_latencies,
     stamp_onsets,
 )
-from server.client import Peer, ServerRefused, WavMicrophone, fetch_metrics
+from server.bench.client import Peer, ServerRefused, WavMicrophone, fetch_metrics
+from server.bench.impairment import Impairment
 from server.frame_stamp import read_stamp
-from server.impairment import Impairment
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class LiveOptions:
     # once, video at each frame's last packet) or "aiortc" (its own buffers: audio 80 ms
     # prefetch, video a frame late).
     receive: str = "browser"
-    loss: float = 0.0  # of the microphone's packets, on loopback (server.impairment)
+    loss: float = 0.0  # of the microphone's packets, on loopback (server.bench.impairment)
     jitter_ms: float = 0.0  # uniform 0..this on each microphone packet
     serve_args: list[str] = field(default_factory=list)  # with --spawn: for evp serve
 
@@ -216,7 +216,7 @@ async def run_live(options: LiveOptions) -> dict:
 
 
 def _record(session: BenchSession, path: Path) -> dict:
-    from server.bench_recording import analyse_recording, write_recording
+    from server.bench.recording import analyse_recording, write_recording
 
     try:
         write_recording(session, path)
@@ -569,7 +569,7 @@ def run(args) -> int:
             tmp.write_text(text + "\n")
             tmp.replace(args.json)
         if args.plot and "error" not in result:
-            from server.bench_plot import plot_live
+            from server.bench.plot import plot_live
 
             plot_live(result, args.plot)
     except OSError as e:

@@ -20,7 +20,7 @@ from aiohttp import web
 from engine.constants import SAMPLE_RATE
 from engine.wav import read_wav
 from server.app import create_app
-from server.client import Peer, WavMicrophone, fetch_metrics, free_local_port, wait_for
+from server.bench.client import Peer, WavMicrophone, fetch_metrics, free_local_port, wait_for
 from server.settings import ServerSettings
 
 
