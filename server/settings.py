@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audio.mfcc import WindowSpec
+from engine.avatar.bundle import DEFAULT_AVATARS
 from engine.playout import MarginPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_AVATARS = PROJECT_ROOT / "avatars"
 DEFAULT_WEB_CLIENT = PROJECT_ROOT / "web_client"
 
 

@@ -4,8 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
+from engine.avatar.bundle import DEFAULT_AVATARS
 from engine.runtime.landmarks import SHIPPED_ONNX
-from server.settings import DEFAULT_AVATARS
 
 DEFAULT_OUT = Path("build") / "onnx"
 

@@ -26,6 +26,8 @@ from engine.avatar.crop import CropBox
 from engine.errors import AvatarError
 from engine.face.pose import Pose
 
+#: The bundled avatars (the repository's avatars/): the default for every --avatars.
+DEFAULT_AVATARS = Path(__file__).resolve().parents[2] / "avatars"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 TRACK_FILE = "track.npz"

@@ -297,7 +297,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     common(lipsync)
     lipsync.set_defaults(handler=_lipsync)
 
-    from server.settings import DEFAULT_AVATARS
+    from engine.avatar.bundle import DEFAULT_AVATARS
 
     rendered = kinds.add_parser(
         "rendered-lips",

@@ -62,7 +62,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def add_render_command(commands: argparse._SubParsersAction) -> None:
-    from server.settings import DEFAULT_AVATARS
+    from engine.avatar.bundle import DEFAULT_AVATARS
 
     parser = commands.add_parser(
         "render",
