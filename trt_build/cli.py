@@ -62,8 +62,8 @@ def _verify_generator(args: argparse.Namespace) -> dict:
 
 def _trt(args: argparse.Namespace) -> int:
     from engine.runtime.landmarks import read_export
+    from engine.runtime.onnx import io_spec
     from engine.runtime.tensorrt import default_engines_dir
-    from trt_build.onnx_export import io_spec
     from trt_build.tensorrt_engine import build_engine
 
     out = args.out or default_engines_dir()

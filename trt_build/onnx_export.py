@@ -23,30 +23,16 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from engine.constants import MFCC_N_COEFFS, MFCC_WINDOW_FRAMES
 from engine.model.checkpoint import Checkpoint
-from engine.model.networks import AudioToLandmarks
+from engine.model.networks import AudioToLandmarks, LandmarkStep
 from engine.runtime.landmarks import checkpoint_digest
+from engine.runtime.onnx import io_spec
 
 OPSET = 17
 N_LANDMARKS = 68
 SPEC_FILE = "models.json"
-
-
-class LandmarkStep(nn.Module):
-    """One frame of the landmark decoder with its LSTM state passed in and out."""
-
-    def __init__(self, model: AudioToLandmarks) -> None:
-        super().__init__()
-        self.decoder = model.landmarks
-
-    def forward(self, content, emotion, identity, h, c):
-        displacement, (h_out, c_out) = self.decoder(
-            content[:, None], emotion[:, None], identity, (h, c)
-        )
-        return displacement[:, 0], h_out, c_out
 
 
 def example_inputs(model: AudioToLandmarks, batch: int = 2, hops: int = 100) -> dict:
@@ -148,27 +134,3 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
     tmp.write_text(json.dumps(spec, indent=2) + "\n")
     tmp.replace(out_dir / SPEC_FILE)
     return spec
-
-
-def io_spec(path: Path) -> dict:
-    """{"inputs": [{name, shape, dtype}], "outputs": [...]} of an ONNX file; symbolic
-    dimensions by name."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-
-    def describe(values):
-        out = []
-        for value in values:
-            tensor = value.type.tensor_type
-            shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
-            out.append(
-                {
-                    "name": value.name,
-                    "shape": shape,
-                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
-                }
-            )
-        return out
-
-    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}

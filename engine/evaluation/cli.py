@@ -207,7 +207,7 @@ EXPRESSION_SPEECH = "talking2/lia_driving2.mp4"
 
 def _portrait_engine(checkpoint: Path | None):
     from engine.pipeline.portrait import PortraitEngine
-    from engine.runtime.landmarks import load_landmark_runtime
+    from engine.runtime.loading import load_landmark_runtime
 
     if checkpoint is not None:
         return PortraitEngine(load_landmark_runtime("torch", checkpoint), "auto")

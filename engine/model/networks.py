@@ -229,3 +229,17 @@ class AudioToLandmarks(nn.Module):
         """(B, T, 28, 12) -> (B, T, content_dim)."""
         b, t = windows.shape[:2]
         return self.content(windows.reshape(b * t, *windows.shape[2:])).view(b, t, -1)
+
+
+class LandmarkStep(nn.Module):
+    """One frame of the landmark decoder with its LSTM state passed in and out."""
+
+    def __init__(self, model: AudioToLandmarks) -> None:
+        super().__init__()
+        self.decoder = model.landmarks
+
+    def forward(self, content, emotion, identity, h, c):
+        displacement, (h_out, c_out) = self.decoder(
+            content[:, None], emotion[:, None], identity, (h, c)
+        )
+        return displacement[:, 0], h_out, c_out

@@ -37,8 +37,8 @@ from engine.face.align3d import align_3d
 from engine.model.emotion_space import EmotionSpace
 from engine.pipeline.emotion import NEUTRAL, EmotionControl
 from engine.runtime.batching import FrameRequest, LandmarkBatcher
-from engine.runtime.generator import load_generator_runtime
-from engine.runtime.landmarks import DEFAULT_MODEL, LandmarkRuntime, load_landmark_runtime
+from engine.runtime.landmarks import DEFAULT_MODEL, LandmarkRuntime
+from engine.runtime.loading import load_generator_runtime, load_landmark_runtime
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 All read the avatar bundle: ``generator.onnx`` for ONNX Runtime (serving needs no torch;
 ``generator.int8.onnx`` instead when the bundle has one, engine.avatar.quantize) and for
 TensorRT engines (engine.runtime.tensorrt), ``generator.safetensors`` for
-PyTorch (CPU, or CUDA in FP16 with CUDA graphs). ``load_generator_runtime`` picks like
+PyTorch (CPU, or CUDA in FP16 with CUDA graphs). ``engine.runtime.loading.load_generator_runtime`` picks like
 engine.runtime.landmarks (engine.runtime.backends.choose).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.runtime.backends import choose, torch_on
+from engine.runtime.backends import torch_on
 from engine.runtime.onnx import cpu_session, default_threads
 
 REBUILD = "rebuild the avatar with `evp avatar build`"
@@ -66,28 +66,8 @@ def check_input(guided: np.ndarray, size: int) -> None:
         raise ValueError(f"generator input must be (N, 10, {size}, {size}), got {guided.shape}")
 
 
-def _onnx_generator(avatar) -> OnnxGenerator:
+def onnx_generator(avatar) -> OnnxGenerator:
     """The bundle's INT8 generator when it has one (engine.avatar.quantize), else FP32."""
     if avatar.generator_onnx_int8 is not None:
         return OnnxGenerator(avatar.generator_onnx_int8, name="onnx-int8")
     return OnnxGenerator(avatar.generator_onnx)
-
-
-def load_generator_runtime(
-    avatar, backend: str = "auto", device: str | None = None, engines_dir: Path | None = None
-):
-    """The generator of a loaded engine.avatar.bundle.Avatar on ``backend``
-    (engine.runtime.backends.choose)."""
-    from engine.runtime.tensorrt import TensorRTGenerator
-
-    return choose(
-        backend,
-        {
-            "tensorrt": lambda: TensorRTGenerator(
-                avatar.generator_onnx, engines_dir, avatar.manifest.name
-            ),
-            "torch": lambda: TorchGenerator(avatar.generator_weights, device),
-            "onnx": lambda: _onnx_generator(avatar),
-        },
-        f"the generator of avatar {avatar.manifest.name}",
-    )

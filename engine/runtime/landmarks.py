@@ -1,6 +1,6 @@
 """The audio-to-landmark networks behind one interface, on PyTorch or ONNX Runtime.
 
-    runtime = load_landmark_runtime("auto")             # ONNX Runtime on a CPU machine
+    runtime = load_landmark_runtime("auto")   # engine.runtime.loading: ONNX Runtime on a CPU
     content = runtime.content(windows)                 # (N, 28, 12) -> (N, C)
     emotion = runtime.emotion(hops)                    # (N, H, 15) -> (N, E)
     identity = runtime.identity(neutral)               # (N, 68, 2) -> (N, I)
@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.errors import EngineError
-from engine.runtime.backends import BackendUnavailable, choose, torch_on
+from engine.runtime.backends import BackendUnavailable, torch_on
 from engine.runtime.onnx import cpu_session
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
@@ -192,8 +192,8 @@ class TorchLandmarks:
         self._torch, self.device = torch_on(device)  # first: it explains a missing torch
         from engine.model.checkpoint import load_checkpoint
         from engine.model.emotion_space import temperature
+        from engine.model.networks import LandmarkStep
         from engine.runtime.cuda_graphs import GraphedModule
-        from trt_build.onnx_export import LandmarkStep
 
         checkpoint = load_checkpoint(checkpoint_path)
         model = checkpoint.model.eval().to(self.device)
@@ -234,33 +234,3 @@ class TorchLandmarks:
     def step(self, content, emotion, identity, h, c):
         displacement, h, c = self._run(self._step, content, emotion, identity, h, c)
         return displacement, h, c
-
-
-def load_landmark_runtime(
-    backend: str = "auto",
-    checkpoint_path: Path | None = None,
-    onnx_dir: Path | None = None,
-    device: str | None = None,
-    engines_dir: Path | None = None,
-    model: str = DEFAULT_MODEL,
-) -> LandmarkRuntime:
-    """The landmark networks on ``backend`` (engine.runtime.backends.choose): TensorRT
-    engines built from ``onnx_dir``, the PyTorch checkpoint, or ONNX Runtime; both default
-    to the shipped ``model``'s (MODELS)."""
-    from engine.runtime.tensorrt import TensorRTLandmarks
-
-    if checkpoint_path is None and onnx_dir is None:
-        shipped = shipped_model(model)
-        checkpoint_path, onnx_dir = shipped.checkpoint, shipped.onnx_dir
-    elif onnx_dir is None:
-        onnx_dir = SHIPPED_ONNX
-
-    return choose(
-        backend,
-        {
-            "tensorrt": lambda: TensorRTLandmarks(onnx_dir, checkpoint_path, engines_dir),
-            "torch": lambda: TorchLandmarks(checkpoint_path, device),
-            "onnx": lambda: OnnxLandmarks(onnx_dir, checkpoint_path),
-        },
-        "the landmark networks",
-    )

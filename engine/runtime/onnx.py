@@ -32,3 +32,27 @@ def cpu_session(path: Path, threads: int | None = None, rebuild: str = ""):
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises untyped errors for damaged files
         raise EngineError(f"cannot load {path} ({e}){hint}") from e
+
+
+def io_spec(path: Path) -> dict:
+    """{"inputs": [{name, shape, dtype}], "outputs": [...]} of an ONNX file; symbolic
+    dimensions by name."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(values):
+        out = []
+        for value in values:
+            tensor = value.type.tensor_type
+            shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+            out.append(
+                {
+                    "name": value.name,
+                    "shape": shape,
+                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+                }
+            )
+        return out
+
+    return {"inputs": describe(model.graph.input), "outputs": describe(model.graph.output)}

@@ -5,7 +5,7 @@ it is tested (engine lookup and its errors; trt_build's profiles and keys).
 
 Engines come from ``evp export trt`` and live in one cache directory (``EVP_TRT_DIR``,
 default ``~/.cache/evp/trt``) as ``<network>.<key>.engine``; the key
-(trt_build.tensorrt_engine.engine_key) depends on the ONNX file's bytes, the GPU's
+(engine.runtime.tensorrt_engines.engine_key) depends on the ONNX file's bytes, the GPU's
 compute capability, the TensorRT version and the precision, so engines of several models,
 avatars and GPUs can share the directory and a stale one is never loaded.
 
@@ -28,7 +28,7 @@ def default_engines_dir() -> Path:
 
 def _require_tensorrt():
     """-> (tensorrt module, GPU compute capability) or BackendUnavailable."""
-    from trt_build.tensorrt_engine import tensorrt_module
+    from engine.runtime.tensorrt_engines import tensorrt_module
 
     trt = tensorrt_module()
     if not cuda_visible():
@@ -43,7 +43,7 @@ def find_engine(
 ) -> tuple[Path, str]:
     """(engine file, "fp16" or "fp32") built from ``onnx_path`` for this GPU and
     TensorRT; FP16 is preferred when both exist."""
-    from trt_build.tensorrt_engine import engine_key, precision_name
+    from engine.runtime.tensorrt_engines import engine_key, precision_name
 
     if not Path(onnx_path).is_file():
         raise BackendUnavailable(f"missing {onnx_path}: {rebuild}")
@@ -76,7 +76,7 @@ class TensorRTLandmarks(ExportedLandmarks):
     ) -> None:
         trt, capability = _require_tensorrt()
         super().__init__(directory, checkpoint_path)
-        from trt_build.tensorrt_engine import TensorRTRunner
+        from engine.runtime.tensorrt_engines import TensorRTRunner
 
         engines_dir = engines_dir or default_engines_dir()
         rebuild = f"run `evp export trt --dir {directory} --out {engines_dir}`"
@@ -102,8 +102,8 @@ class TensorRTGenerator:
         self, onnx_path: Path, engines_dir: Path | None = None, avatar: str = "NAME"
     ) -> None:
         trt, capability = _require_tensorrt()
-        from trt_build.onnx_export import io_spec
-        from trt_build.tensorrt_engine import TensorRTRunner
+        from engine.runtime.onnx import io_spec
+        from engine.runtime.tensorrt_engines import TensorRTRunner
 
         engines_dir = engines_dir or default_engines_dir()
         rebuild = f"run `evp export trt --avatar {avatar} --out {engines_dir}`"

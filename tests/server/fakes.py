@@ -14,7 +14,7 @@ from collections.abc import Callable
 from engine.avatar.bundle import Avatar
 from engine.avatar.render import Rendered
 from engine.pipeline.portrait import PortraitEngine
-from engine.runtime.landmarks import load_landmark_runtime
+from engine.runtime.loading import load_landmark_runtime
 
 
 class FixedCostRenderer:

@@ -7,7 +7,7 @@ import pytest
 
 from engine.errors import EngineError
 from engine.runtime.landmarks import SHIPPED_ONNX
-from trt_build.tensorrt_engine import MAX_BATCH, engine_key, profile_shapes
+from engine.runtime.tensorrt_engines import MAX_BATCH, engine_key, profile_shapes
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -51,7 +51,7 @@ def test_without_tensorrt_the_cli_says_what_to_install(tmp_path, capsys):
 
 
 def test_inputs_outside_the_profile_are_refused_with_the_reason(tmp_path):
-    from trt_build.tensorrt_engine import check_shape
+    from engine.runtime.tensorrt_engines import check_shape
 
     spec = json.loads((SHIPPED_ONNX / "models.json").read_text())
     profile = profile_shapes(spec["models"]["content"])["window"]
@@ -64,7 +64,7 @@ def test_inputs_outside_the_profile_are_refused_with_the_reason(tmp_path):
 
 
 def test_an_avatar_generator_gets_a_batch_profile_too():
-    from trt_build.onnx_export import io_spec
+    from engine.runtime.onnx import io_spec
 
     avatar = SHIPPED_ONNX.parents[3] / "avatars" / "default" / "generator.onnx"
     io = io_spec(avatar)

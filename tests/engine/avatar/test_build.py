@@ -71,7 +71,7 @@ def test_evaluation_repeats_the_builds_validation(built):
 def test_the_onnx_and_pytorch_generators_render_the_same_face(built):
     from engine.avatar.render import FaceRenderer
     from engine.avatar.samples import generator_input
-    from engine.runtime.generator import load_generator_runtime
+    from engine.runtime.loading import load_generator_runtime
 
     avatar = Avatar.load(built)
     on_onnx, on_torch = (load_generator_runtime(avatar, b) for b in ("onnx", "torch"))

@@ -9,7 +9,8 @@ import pytest
 from engine.avatar import quantize
 from engine.avatar.bundle import Avatar
 from engine.errors import AvatarError
-from engine.runtime.generator import OnnxGenerator, load_generator_runtime
+from engine.runtime.generator import OnnxGenerator
+from engine.runtime.loading import load_generator_runtime
 from server.settings import DEFAULT_AVATARS
 
 

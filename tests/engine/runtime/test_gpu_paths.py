@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from engine.errors import EngineError
+from engine.model.networks import LandmarkStep
 from engine.runtime.backends import BackendUnavailable
 from engine.runtime.cuda_graphs import GraphedModule, bucket
-from engine.runtime.landmarks import SHIPPED_ONNX, TorchLandmarks, load_landmark_runtime
+from engine.runtime.landmarks import SHIPPED_ONNX, TorchLandmarks
+from engine.runtime.loading import load_landmark_runtime
 from engine.runtime.tensorrt import TensorRTLandmarks, find_engine
-from trt_build.onnx_export import LandmarkStep
-from trt_build.tensorrt_engine import engine_key
+from engine.runtime.tensorrt_engines import engine_key
 
 HAS_CUDA = torch.cuda.is_available()
 

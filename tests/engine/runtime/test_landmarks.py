@@ -8,12 +8,8 @@ from engine.errors import EngineError
 from engine.model.emotion_space import EmotionSpace
 from engine.model.inference import LandmarkModel
 from engine.runtime.backends import BackendUnavailable
-from engine.runtime.landmarks import (
-    SHIPPED_ONNX,
-    OnnxLandmarks,
-    TorchLandmarks,
-    load_landmark_runtime,
-)
+from engine.runtime.landmarks import SHIPPED_ONNX, OnnxLandmarks, TorchLandmarks
+from engine.runtime.loading import load_landmark_runtime
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ model that is not shipped is refused with the names that are."""
 import pytest
 
 from engine.errors import EngineError
-from engine.runtime.landmarks import MODELS, load_landmark_runtime, shipped_model
+from engine.runtime.landmarks import MODELS, shipped_model
+from engine.runtime.loading import load_landmark_runtime
 
 
 @pytest.mark.parametrize(("name", "hops"), [("evp", 12), ("low-latency", 4)])
