@@ -59,5 +59,5 @@ async def test_a_real_talk_and_watch_page_measure_their_offset(server):
     for page in ("talk", "watch"):
         assert result[page]["frames"] > 100 and result[page]["errors"] == [], result
         # The stamps' loud hops and the returned voice were both seen and paired; the
-        # offset is a benchmark figure (README), only bounded here by what pairing allows.
+        # offset is a benchmark figure (docs/latency.md), only bounded here by what pairing allows.
         assert result[page]["bursts"] >= 2 and abs(result[page]["offset_ms"]) < 400, result
