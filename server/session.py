@@ -24,37 +24,41 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
-import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame
 
-from engine.audio.conceal import SOURCE_S as CONCEAL_SOURCE_S
-from engine.audio.conceal import conceal
-from engine.audio.frontend import AudioFrontEnd, FrameFeatures, FrontEndOptions
-from engine.audio.pcm import PcmReport, to_mono_float32
+from engine.audio.frontend import FrameFeatures, FrontEndOptions
+from engine.audio.pcm import PcmReport
 from engine.audio.resample import StreamingResampler
 from engine.avatar.bundle import Avatar
-from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
+from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS
 from engine.emotion_state import EmotionState
 from engine.errors import EngineError
-from engine.pipeline.h264 import H264Stream, to_i420
-from engine.pipeline.portrait import PortraitFrame, PortraitSession
+from engine.pipeline.h264 import H264Stream
+from engine.pipeline.portrait import PortraitSession
 from engine.playout import PlayoutClock, PlayoutMargin
+from server.audio_input import AUDIO_PERIOD_S, RETURN_AUDIO_RATE, Epoch, analyse, next_epoch
 from server.capacity import Capacity
 from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
-from server.frame_stamp import loud_hops, stamp
+from server.frame_stamp import loud_hops
 from server.inference import InferenceWorker
-from server.media import AudioHistory, audio_frame_to_planar, mono_audio_frame, yuv420p_frame
+from server.media import AudioHistory, audio_frame_to_planar, yuv420p_frame
 from server.metrics import ServerMetrics
 from server.offer import OfferError, check_offer
 from server.receive_buffer import AudioReceiveBuffer
-from server.receive_buffer import install as install_receive_buffer
+from server.session_media import (
+    every_tick,
+    finish_frame,
+    install_audio_buffer,
+    packet_payload,
+    return_audio_frame,
+    sent_tracks,
+)
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
 from server.tracks import Broadcast, SubscriberTrack
@@ -63,12 +67,9 @@ from server.video_encoder import h264_preferences, offers_h264
 logger = logging.getLogger(__name__)
 
 VIDEO_PERIOD_S = 1 / VIDEO_FPS
-AUDIO_PERIOD_S = 0.02
-RETURN_AUDIO_RATE = WEBRTC_SAMPLE_RATE  # what Opus carries; other input rates are resampled
 TICK_AFTER_DUE_S = 0.0005
 CROSSFADE_S = 0.0025  # when the returned voice's read position jumps
 MAX_AUDIO_SLIP = round(RETURN_AUDIO_RATE * 0.001)  # samples it may drift from the clock
-MAX_GAP_FILL_S = 1.0  # longer input gaps start a new epoch instead of inserting silence
 
 
 class ControlSink(Protocol):
@@ -86,20 +87,6 @@ class _Counters:
     frames_late: int = 0
     audio_frames: int = 0
     repaired_samples: int = 0
-
-
-@dataclass
-class _Epoch:
-    """A stretch of continuous input audio, analysed by one front-end."""
-
-    frontend: AudioFrontEnd
-    to_return_rate: StreamingResampler  # input rate -> RETURN_AUDIO_RATE, for the history
-    media_start_s: float  # media time of the epoch's first sample
-    next_media_s: float  # media time the next input frame should start at
-    input_rate: int
-    tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the last input
-    pending_lead: int = 0  # silence the front-end still gets before the first input
-    lead_s: float = 0.0  # all of it: frame k was made from input [k T - lead, (k + 1) T - lead)
 
 
 class Session:
@@ -150,14 +137,14 @@ class Session:
         self._video = Broadcast("video", yuv420p_frame, max_queue=2)  # receivers without H.264
         self._encoder = H264Stream(*avatar.size)
         self._h264 = Broadcast(
-            "video", _packet, max_queue=2, on_overflow=self._encoder.request_keyframe
+            "video", packet_payload, max_queue=2, on_overflow=self._encoder.request_keyframe
         )
-        self._audio = Broadcast("audio", _return_audio_frame, max_queue=5)
+        self._audio = Broadcast("audio", return_audio_frame, max_queue=5)
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
         self._control_channels: set[ControlSink] = set()
         self._receive_buffer: AudioReceiveBuffer | None = None
-        self._epoch: _Epoch | None = None
+        self._epoch: Epoch | None = None
         self._history: AudioHistory | None = None
         self._ready: deque[FrameFeatures] = deque()
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=256)  # (media_end_s, arrival)
@@ -197,9 +184,9 @@ class Session:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as e:  # aiortc reports bad SDP with several exception types
             raise OfferError(f"cannot apply the SDP offer: {e}") from e
-        self._receive_buffer = _install_receive_buffer(pc, self._settings.receive_buffer_packets)
+        self._receive_buffer = install_audio_buffer(pc, self._settings.receive_buffer_packets)
         pc.addTrack(self._audio.subscribe())
-        if video not in _sent_tracks(pc):
+        if video not in sent_tracks(pc):
             pc.addTrack(video)
         await pc.setLocalDescription(await pc.createAnswer())
         return pc.localDescription
@@ -242,7 +229,7 @@ class Session:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             tracks.append(self._audio.subscribe())
             for track in tracks:
-                if track not in _sent_tracks(pc):
+                if track not in sent_tracks(pc):
                     pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as e:
@@ -418,7 +405,7 @@ class Session:
             )
             started = time.perf_counter()
             features, returned, report = await loop.run_in_executor(
-                self._analysis, _analyse, epoch, planar, gap
+                self._analysis, analyse, epoch, planar, gap
             )
             self._metrics.frontend_seconds.observe(time.perf_counter() - started)
             if self._epoch is not epoch:
@@ -448,33 +435,15 @@ class Session:
             margin = self._margin.observe(now - due_at_zero_margin - frame.index / VIDEO_FPS, now)
         self._clock.delay_s = self._base_delay_s + margin
 
-    def _epoch_for(self, media_start: float | None, rate: int, samples: int) -> _Epoch | None:
-        """The epoch this frame continues; a new one on the first frame, a change of rate
-        or a gap too long to fill; None for a frame overlapping what we already have."""
-        epoch = self._epoch
-        if epoch is not None and rate == epoch.input_rate:
-            if media_start is None:
-                return epoch
-            gap = media_start - epoch.next_media_s
-            if gap < -AUDIO_PERIOD_S / 2:
-                return None
-            if gap <= MAX_GAP_FILL_S:
-                return epoch
-        start = 0.0 if media_start is None else media_start
-        frontend = AudioFrontEnd(rate, self._frontend_options)
-        lead = packet_phase_lead(frontend.delay_seconds, samples / rate, rate)
-        self._epoch = _Epoch(
-            frontend=frontend,
-            pending_lead=lead,
-            lead_s=lead / rate,
-            to_return_rate=StreamingResampler(rate, RETURN_AUDIO_RATE),
-            media_start_s=start,
-            next_media_s=start,
-            input_rate=rate,
-        )
-        self._history = AudioHistory(RETURN_AUDIO_RATE)
-        self._reset_playout()
-        return self._epoch
+    def _epoch_for(self, media_start: float | None, rate: int, samples: int) -> Epoch | None:
+        """The epoch this input frame continues (server.audio_input.next_epoch); a new
+        epoch gets a fresh history and playout."""
+        epoch, new = next_epoch(self._epoch, media_start, rate, samples, self._frontend_options)
+        if new:
+            self._epoch = epoch
+            self._history = AudioHistory(RETURN_AUDIO_RATE)
+            self._reset_playout()
+        return epoch
 
     def _count_repairs(self, report: PcmReport) -> None:
         repaired = report.non_finite + report.clipped
@@ -493,7 +462,7 @@ class Session:
         start = loop.time()
         tick = 0
         while True:
-            serves = capacity.serves if capacity is not None else _every_tick
+            serves = capacity.serves if capacity is not None else every_tick
             while not serves(tick):
                 tick += 1
             # Ticks fall when a frame becomes due (its media time reaches playout), not
@@ -537,7 +506,7 @@ class Session:
         started = time.perf_counter()
         pts = tick * PTS_PER_VIDEO_FRAME
         hops = self._loud_hops() if self._stamp_frames else 0
-        finish = partial(_finish, stamped=self._stamp_frames, hops=hops)
+        finish = partial(finish_frame, stamped=self._stamp_frames, hops=hops)
         image = await self._inference.render(self.portrait, steps, tick, finish)
         self._metrics.render_seconds.observe(time.perf_counter() - started)
         if len(self._video):
@@ -702,67 +671,3 @@ class Session:
             "degraded": None if capacity is None else capacity.reason,
             "voice_emotion": self._voice_emotion,
         }
-
-
-def _analyse(
-    epoch: _Epoch, planar: np.ndarray, gap_samples: int
-) -> tuple[list[FrameFeatures], np.ndarray, PcmReport]:
-    """Runs on the audio thread: downmix, fill a gap with silence, analyse; also returns
-    the mono audio at RETURN_AUDIO_RATE for the return path."""
-    mono, report = to_mono_float32(planar)
-    if gap_samples:  # lost packets: concealed, so neither the voice nor the mouth jumps
-        fill, mono = conceal(epoch.tail, gap_samples, mono, epoch.input_rate)
-        mono = np.concatenate([fill, mono])
-    epoch.tail = np.concatenate([epoch.tail, mono])[-round(CONCEAL_SOURCE_S * epoch.input_rate) :]
-    analysed = mono
-    if epoch.pending_lead:
-        analysed = np.concatenate([np.zeros(epoch.pending_lead, np.float32), mono])
-        epoch.pending_lead = 0
-    return epoch.frontend.push_input(analysed), epoch.to_return_rate.push(mono), report
-
-
-def packet_phase_lead(need_s: float, packet_s: float, rate: int) -> int:
-    """Samples of silence to put before an epoch's audio in the front-end so that the input
-    a video frame needs (``need_s`` past its end) ends where a packet ends: else every
-    frame waits for most of one more packet (16 ms with 20 ms packets and 44 ms of
-    look-ahead and resampler). The frames then show audio that much earlier than their
-    media time: at most half a packet, here 4 ms."""
-    packet = round(packet_s * rate)
-    if packet <= 0:
-        return 0
-    grid = math.gcd(round(rate / VIDEO_FPS), packet)  # where packets and frames meet
-    lead = round(need_s * rate) % grid
-    return lead if lead <= grid // 2 else 0
-
-
-def _finish(frame: PortraitFrame, stamped: bool, hops: int = 0) -> np.ndarray:
-    """Runs on the worker: the frame as (H * 3 / 2, W) I420 (no encoder converts it again),
-    stamped with its audio frame and that audio's loud hops for benchmarks."""
-    i420 = to_i420(frame.image)
-    if stamped:
-        stamp(i420, frame.image.shape[0], frame.index + 1, hops)
-    return i420
-
-
-def _install_receive_buffer(pc: RTCPeerConnection, depth: int) -> AudioReceiveBuffer | None:
-    """Our receive buffer in place of aiortc's on the peer's audio (server.receive_buffer)."""
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind == "audio":
-            return install_receive_buffer(transceiver.receiver, depth)
-    return None
-
-
-def _every_tick(tick: int) -> bool:
-    return True
-
-
-def _sent_tracks(pc: RTCPeerConnection) -> list[MediaStreamTrack]:
-    return [t.sender.track for t in pc.getTransceivers() if t.sender.track is not None]
-
-
-def _packet(packet: av.Packet, pts: int) -> av.Packet:
-    return packet
-
-
-def _return_audio_frame(samples: np.ndarray, pts: int) -> AudioFrame:
-    return mono_audio_frame(samples, RETURN_AUDIO_RATE, pts)

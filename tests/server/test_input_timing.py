@@ -1,6 +1,6 @@
 """Where a video frame's input ends against the microphone's packets."""
 
-from server.session import packet_phase_lead
+from server.audio_input import packet_phase_lead
 
 RATE = 48_000
 
