@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
@@ -59,6 +59,7 @@ from server.session_media import (
     return_audio_frame,
     sent_tracks,
 )
+from server.session_stats import SessionStats, export
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
 from server.tracks import Broadcast, SubscriberTrack
@@ -78,15 +79,6 @@ class ControlSink(Protocol):
     def send(self, message: dict) -> None: ...
 
     async def close(self, reason: str) -> None: ...
-
-
-@dataclass
-class _Counters:
-    frames_sent: int = 0
-    frames_dropped: int = 0
-    frames_late: int = 0
-    audio_frames: int = 0
-    repaired_samples: int = 0
 
 
 class Session:
@@ -150,10 +142,9 @@ class Session:
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=256)  # (media_end_s, arrival)
         self._shown: FrameFeatures | None = None
         self._voice_emotion: dict | None = None
-        self._counters = _Counters()
-        self._latencies: list[float] = []
-        self._publish_times: deque[float] = deque(maxlen=2 * VIDEO_FPS)
+        self._stats = SessionStats()
         self._last_audio_at: float | None = None
+        self._phase_s = 0.0  # where ticks fall after the video clock's start (_tick_phase)
         self._close_task: asyncio.Task | None = None
         self._closing = False
         self.closed = asyncio.Event()
@@ -299,7 +290,7 @@ class Session:
 
     @property
     def audio_frames_received(self) -> int:
-        return self._counters.audio_frames
+        return self._stats.counters.audio_frames
 
     @property
     def viewer_count(self) -> int:
@@ -390,7 +381,7 @@ class Session:
                 return
             arrival = loop.time()
             self._last_audio_at = arrival
-            self._counters.audio_frames += 1
+            self._stats.counters.audio_frames += 1
             self._metrics.audio_frames.inc()
             planar = audio_frame_to_planar(frame)
             rate = frame.sample_rate
@@ -448,7 +439,7 @@ class Session:
     def _count_repairs(self, report: PcmReport) -> None:
         repaired = report.non_finite + report.clipped
         if repaired:
-            self._counters.repaired_samples += repaired
+            self._stats.counters.repaired_samples += repaired
             self._metrics.audio_repaired.inc(repaired)
 
     # ---------------------------------------------------------------- output clocks
@@ -481,7 +472,7 @@ class Session:
             if latest > tick:
                 missed = sum(1 for t in range(tick, latest) if serves(t))
                 tick = latest
-                self._counters.frames_dropped += missed
+                self._stats.counters.frames_dropped += missed
                 self._metrics.video_frames_dropped.inc(missed)
                 if capacity is not None:
                     capacity.ticked(None, missed)
@@ -492,13 +483,18 @@ class Session:
             tick += 1
 
     def _tick_phase(self, start: float) -> float:
-        """Seconds in [0, period) from ``start`` to where frames fall due on our clock:
+        """Seconds from ``start`` to where frames fall due on our clock (modulo a period):
         frame k is due at offset + delay + k / fps (engine.playout), plus 0.5 ms so that
-        the clock reads frame k, not the end of k - 1. 0 before any audio."""
+        the clock reads frame k, not the end of k - 1. Before any audio: where it was."""
         if not self._clock.started:
-            return 0.0
+            return self._phase_s
         due = self._clock.offset_s + self._clock.delay_s + TICK_AFTER_DUE_S
-        return (due - start) % VIDEO_PERIOD_S
+        wanted = (due - start) % VIDEO_PERIOD_S
+        # Unwrapped: a phase moving across a period's edge moves the ticks by what it
+        # moved, not by a whole period (which would send two frames back to back).
+        step = (wanted - self._phase_s + VIDEO_PERIOD_S / 2) % VIDEO_PERIOD_S - VIDEO_PERIOD_S / 2
+        self._phase_s += step
+        return self._phase_s
 
     async def _send_frame(self, tick: int, steps: list[FrameFeatures]) -> None:
         """Render the frame of ``tick`` and publish it, raw and H.264."""
@@ -517,8 +513,7 @@ class Session:
             self._metrics.stage_seconds.labels("encode").observe(time.perf_counter() - started)
             for packet in packets:
                 self._h264.publish(packet, pts)
-        self._publish_times.append(loop.time())
-        self._counters.frames_sent += 1
+        self._stats.published(loop.time())
         self._metrics.video_frames.inc()
 
     def _loud_hops(self) -> int:
@@ -541,21 +536,14 @@ class Session:
         while self._ready and self._ready[0].index <= due:
             steps.append(self._ready.popleft())
         if steps:
-            self._record_latency(steps[-1], now)
+            latency = self._stats.record_latency(steps[-1].index, now, self._arrivals)
+            if latency is not None:
+                self._metrics.latency.observe(latency)
             self._shown = steps[-1]
         if self._shown is None or self._shown.index < due:
-            self._counters.frames_late += 1
+            self._stats.counters.frames_late += 1
             self._metrics.video_frames_late.inc()
         return steps
-
-    def _record_latency(self, features: FrameFeatures, now: float) -> None:
-        frame_end = (features.index + 1) * VIDEO_PERIOD_S
-        for media_end, arrival in self._arrivals:
-            if media_end >= frame_end - 1e-6:
-                latency = now - arrival
-                self._latencies.append(latency)
-                self._metrics.latency.observe(latency)
-                return
 
     async def _audio_loop(self) -> None:
         """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames.
@@ -618,34 +606,18 @@ class Session:
             await asyncio.sleep(self._settings.stats_interval_s)
             self._voice_emotion = await self._inference.call(self.portrait.voice_emotion)
             stats = self.stats_message()
-            self._export(stats)
+            export(self._metrics, self.id, stats)
             self._broadcast_control(stats)
 
-    def _export(self, stats: dict) -> None:
-        m, sid = self._metrics, self.id
-        m.session_fps.labels(sid).set(stats["fps"])
-        m.session_dropped.labels(sid).set(stats["frames_dropped"])
-        m.session_late.labels(sid).set(stats["frames_late"])
-        m.session_queue.labels(sid).set(stats["queue_delay_ms"] / 1000)
-        m.session_margin.labels(sid).set(stats["margin_ms"] / 1000)
-        m.session_delay.labels(sid).set(stats["pipeline_delay_ms"] / 1000)
-        if stats["latency_ms"] is not None:
-            m.session_latency.labels(sid).set(stats["latency_ms"] / 1000)
-
     def video_fps(self, window_s: float = 1.0) -> float:
-        """Frames per second published over the last ``window_s``, from their timestamps."""
-        times = [
-            t for t in self._publish_times if t >= asyncio.get_running_loop().time() - window_s
-        ]
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        return self._stats.fps(asyncio.get_running_loop().time(), window_s)
 
     def stats_message(self) -> dict:
         """The periodic stats; latency is the mean over frames shown since the last call."""
-        latencies, self._latencies = self._latencies, []
         lateness = self._margin.lateness_quantile()
         shown = self._shown
         capacity = self._capacity
-        c = self._counters
+        c = self._stats.counters
         return {
             "type": "stats",
             "fps": round(self.video_fps(), 2),
@@ -659,7 +631,7 @@ class Session:
             "audio_late": None if rb is None else rb.counts.late,
             "audio_level_db": None if shown is None else round(shown.level_db, 1),
             "voice": bool(shown and shown.voiced),
-            "latency_ms": round(1000 * float(np.mean(latencies)), 1) if latencies else None,
+            "latency_ms": self._stats.take_mean_latency_ms(),
             "queue_delay_ms": round(len(self._ready) * VIDEO_PERIOD_S * 1000, 1),
             "pipeline_delay_ms": round(self.pipeline_delay_s * 1000, 1),
             "margin_ms": round(self._margin.value_s * 1000, 1),

@@ -124,10 +124,13 @@ async def test_flush_drops_queued_audio_and_returns_to_idle_at_once(session, spe
     await wait_for(lambda: session._ready, timeout=2)  # analysed audio waiting for playout
     session.apply(Flush())
     assert not session._ready and session.stats_message()["queue_delay_ms"] == 0
-    await asyncio.sleep(0.1)  # two video ticks; new audio needs the pipeline delay to show
+    # The microphone goes on: its new audio shows only after the pipeline delay (at least
+    # look-ahead + frame, 164 ms), so the next 130 ms hold no face and no voice from before.
+    assert session.pipeline_delay_s > 0.16
+    await asyncio.sleep(0.05)  # more than a video tick
     np.testing.assert_allclose(session.portrait.frontal, neutral, atol=1e-6)  # mouth at rest
     while not audio._queue.empty():
         audio._queue.get_nowait()
-    returned = [await asyncio.wait_for(audio.recv(), 1) for _ in range(5)]
+    returned = [await asyncio.wait_for(audio.recv(), 1) for _ in range(4)]
     assert all(not np.any(frame.to_ndarray()) for frame in returned)  # no old voice plays on
     audio.stop()
