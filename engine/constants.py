@@ -13,6 +13,7 @@ VAD_FRAME_SAMPLES: Final = 320  # 20 ms; webrtcvad accepts 10, 20 or 30 ms at 16
 
 # --- video ------------------------------------------------------------------------------
 VIDEO_FPS: Final = 25
+VIDEO_PERIOD_S: Final = 1 / VIDEO_FPS  # seconds a video frame covers
 SAMPLES_PER_VIDEO_FRAME: Final = SAMPLE_RATE // VIDEO_FPS  # 640 samples = 40 ms
 VIDEO_CLOCK_RATE: Final = 90_000  # RTP clock for video
 PTS_PER_VIDEO_FRAME: Final = VIDEO_CLOCK_RATE // VIDEO_FPS  # 3600

@@ -1,74 +1,52 @@
 """argparse types shared by the commands that take them: each says what it expected."""
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
+
+from server.receive_buffer import MAX_DEPTH
+
+T = TypeVar("T", int, float)
+
+
+def _number(text: str, convert: Callable[[str], T], ok: Callable[[T], bool], expected: str) -> T:
+    """``convert(text)`` if it converts and ``ok`` accepts it, else an argparse error that
+    says what was expected."""
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
 
 
 def max_sessions(text: str) -> int | None:
     if text == "auto":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
-    return value
+    return _number(text, int, lambda v: v >= 1, "'auto' or a whole number >= 1")
 
 
 def margin_ms(text: str) -> float | None:
     if text == "auto":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 2000:
-        raise argparse.ArgumentTypeError(
-            f"expected 'auto' or milliseconds between 0 and 2000, got {text!r}"
-        )
-    return value
+    return _number(
+        text, float, lambda v: 0 <= v <= 2000, "'auto' or milliseconds between 0 and 2000"
+    )
 
 
 def packets(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"expected 0 to 16 packets, got {text!r}")
-    return value
+    return _number(text, int, lambda v: 0 <= v <= MAX_DEPTH, f"0 to {MAX_DEPTH} packets")
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 
 def milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"expected 0 to 1000 ms, got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 <= v <= 1000, "0 to 1000 ms")
 
 
-def at_least(minimum: int):
+def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
-        return value
-
-    return parse
+    return lambda text: _number(text, int, lambda v: v >= minimum, f"a whole number >= {minimum}")

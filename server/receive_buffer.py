@@ -49,52 +49,50 @@ class AudioReceiveBuffer:
         self.counts = BufferCounts()
         self._release = release
         self._next: int | None = None  # the sequence number released next
-        self._held: dict[int, RtpPacket] = {}  # by distance ahead of _next
+        self._held: dict[int, RtpPacket] = {}  # by sequence number
 
     @property
     def held(self) -> int:
         return len(self._held)
 
+    def _ahead(self, seq: int) -> int:
+        """How far ``seq`` is past the next sequence number to release (mod 2**16)."""
+        assert self._next is not None
+        return (seq - self._next) % SEQUENCE_SPACE
+
     def add(self, packet: RtpPacket) -> None:
         seq = packet.sequence_number
         if self._next is None:
             self._next = seq
-        ahead = (seq - self._next) % SEQUENCE_SPACE
-        if ahead >= SEQUENCE_SPACE // 2:  # behind what was already released
-            if SEQUENCE_SPACE - ahead < RESTART_JUMP:
-                self.counts.late += 1
-                return
-            ahead = RESTART_JUMP  # far behind: the sender restarted
-        if ahead >= RESTART_JUMP:
+        ahead = self._ahead(seq)
+        if ahead >= SEQUENCE_SPACE // 2 and SEQUENCE_SPACE - ahead < RESTART_JUMP:
+            self.counts.late += 1  # behind what was already released
+            return
+        if ahead >= RESTART_JUMP:  # far ahead or far behind: the sender restarted
             self._flush()
             self.counts.restarts += 1
-            self._next, ahead = seq, 0
-        if ahead in self._held:
+            self._next = seq
+        if seq in self._held:
             self.counts.late += 1  # a duplicate
             return
-        self._held[ahead] = packet
+        self._held[seq] = packet
         self._drain()
 
     def _drain(self) -> None:
         while self._held:
-            if 0 not in self._held:
+            if self._next not in self._held:
                 if len(self._held) <= self.depth:
                     return  # the hole may still be filled
-                skip = min(self._held)
-                self.counts.lost += skip
-                self._shift(skip)
-            self._emit(self._held.pop(0))
-            self._shift(1)
-
-    def _shift(self, count: int) -> None:
-        assert self._next is not None
-        self._next = (self._next + count) % SEQUENCE_SPACE
-        self._held = {ahead - count: p for ahead, p in self._held.items()}
+                nearest = min(self._held, key=self._ahead)
+                self.counts.lost += self._ahead(nearest)
+                self._next = nearest
+            self._emit(self._held.pop(self._next))
+            self._next = (self._next + 1) % SEQUENCE_SPACE
 
     def _flush(self) -> None:
         """Release what is held, in order, before a new stream starts."""
-        for ahead in sorted(self._held):
-            self._emit(self._held[ahead])
+        for seq in sorted(self._held, key=self._ahead):
+            self._emit(self._held[seq])
         self._held.clear()
 
     def _emit(self, packet: RtpPacket) -> None:
@@ -106,8 +104,6 @@ class _AiortcAdapter:
     """What aiortc's receiver calls its jitter buffer: ``add(packet)`` returning
     ``(pli_flag, frame)``. Frames go straight to the receiver's decoder queue (more than
     one can be ready at once), so ``add`` always returns no frame."""
-
-    capacity = SEQUENCE_SPACE
 
     def __init__(self, receiver: RTCRtpReceiver, depth: int) -> None:
         self._receiver = receiver

@@ -36,7 +36,7 @@ from engine.audio.frontend import FrameFeatures, FrontEndOptions
 from engine.audio.pcm import PcmReport
 from engine.audio.resample import StreamingResampler
 from engine.avatar.bundle import Avatar
-from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS
+from engine.constants import PTS_PER_VIDEO_FRAME, SAMPLE_RATE, VIDEO_FPS, VIDEO_PERIOD_S
 from engine.emotion_state import EmotionState
 from engine.errors import EngineError
 from engine.pipeline.h264 import H264Stream
@@ -67,7 +67,6 @@ from server.video_encoder import h264_preferences, offers_h264
 
 logger = logging.getLogger(__name__)
 
-VIDEO_PERIOD_S = 1 / VIDEO_FPS
 TICK_AFTER_DUE_S = 0.0005
 CROSSFADE_S = 0.0025  # when the returned voice's read position jumps
 MAX_AUDIO_SLIP = round(RETURN_AUDIO_RATE * 0.001)  # samples it may drift from the clock

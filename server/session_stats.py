@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.constants import VIDEO_FPS
+from engine.constants import VIDEO_FPS, VIDEO_PERIOD_S
 from server.metrics import ServerMetrics
-
-VIDEO_PERIOD_S = 1 / VIDEO_FPS
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from engine.runtime.backends import BACKENDS
 from engine.runtime.landmarks import MODELS
-from server.arguments import at_least, fraction, margin_ms, milliseconds, packets
+from server.arguments import at_least, fraction, margin_ms, max_sessions, milliseconds, packets
 
 
 def _bench_transport(args: argparse.Namespace) -> int:
@@ -32,6 +32,18 @@ def _bench_throughput(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_server_choice(parser: argparse.ArgumentParser) -> None:
+    """--url or --spawn, and what --spawn passes on to evp serve (server.bench.live)."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="a running server, local or remote")
+    target.add_argument("--spawn", action="store_true", help="start `evp serve` for the run")
+    spawned = parser.add_argument_group("with --spawn, passed to evp serve")
+    spawned.add_argument("--model", choices=list(MODELS))
+    spawned.add_argument("--margin-ms", type=margin_ms, metavar="auto|MS")
+    spawned.add_argument("--receive-buffer", type=packets, metavar="PACKETS")
+    spawned.add_argument("--max-sessions", type=max_sessions, metavar="auto|N")
+
+
 def add_bench_commands(bench_commands) -> None:
     """Register under ``evp bench`` (the entry point's shared group)."""
     transport = bench_commands.add_parser(
@@ -48,9 +60,7 @@ def add_bench_commands(bench_commands) -> None:
     live = bench_commands.add_parser(
         "live", help="end-to-end latency, fps and capacity through real WebRTC (N clients)"
     )
-    target = live.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="a running server, local or remote")
-    target.add_argument("--spawn", action="store_true", help="start `evp serve` for the run")
+    _add_server_choice(live)
     live.add_argument("--sessions", type=int, default=1, help="clients (with --ramp: the most)")
     live.add_argument("--seconds", type=float, default=30.0, help="run (or ramp step) length")
     live.add_argument("--ramp", action="store_true", help="add sessions until one falls short")
@@ -80,26 +90,15 @@ def add_bench_commands(bench_commands) -> None:
     live.add_argument(
         "--jitter-ms", type=milliseconds, default=0.0, help="delay each by uniform 0..this ms"
     )
-    spawned = live.add_argument_group("with --spawn, passed to evp serve")
-    spawned.add_argument("--model", choices=list(MODELS))
-    spawned.add_argument("--margin-ms", type=margin_ms, metavar="auto|MS")
-    spawned.add_argument("--receive-buffer", type=packets, metavar="PACKETS")
-    spawned.add_argument("--max-sessions", help="auto (default) or a number")
     live.set_defaults(handler=_bench_live)
 
     av_sync = bench_commands.add_parser(
         "av-sync", help="face against voice as headless Chromium shows them (talk and watch)"
     )
-    target = av_sync.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="a running server, local or remote")
-    target.add_argument("--spawn", action="store_true", help="start `evp serve` for the run")
+    _add_server_choice(av_sync)
     av_sync.add_argument("--seconds", type=float, default=20.0, help="measured per page")
     av_sync.add_argument("--wav", type=Path, help="speech for the fake microphone")
     av_sync.add_argument("--json", type=Path, help="also write the results here")
-    spawned = av_sync.add_argument_group("with --spawn, passed to evp serve")
-    spawned.add_argument("--model", choices=list(MODELS))
-    spawned.add_argument("--margin-ms", type=margin_ms, metavar="auto|MS")
-    spawned.add_argument("--receive-buffer", type=packets, metavar="PACKETS")
     av_sync.set_defaults(handler=_bench_av_sync)
 
     throughput = bench_commands.add_parser(

@@ -535,7 +535,7 @@ def _serve_args(args) -> list[str]:
         ("--model", args.model),
         ("--margin-ms", args.margin_ms),
         ("--receive-buffer", args.receive_buffer),
-        ("--max-sessions", getattr(args, "max_sessions", None)),
+        ("--max-sessions", args.max_sessions),
     ):
         if value is not None:
             out += [flag, str(value)]

@@ -11,6 +11,7 @@ import pytest
 
 from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
+from server.bench.browser import CHROMIUM_FLAGS
 from server.bench.client import wait_for
 from tests.server.test_live_pipeline import mouth_measures
 
@@ -74,17 +75,8 @@ async def test_talk_and_watch_pages_in_headless_chromium(
     from playwright.async_api import async_playwright
 
     args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
+        *CHROMIUM_FLAGS,
         f"--use-file-for-fake-audio-capture={speech_wav}",
-        "--autoplay-policy=no-user-gesture-required",
     ]
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
