@@ -33,6 +33,7 @@ test: $(VENV)/.test lint
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-all: $(VENV)/.test
 	scripts/ensure-chromium

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from engine.avatar.bundle import AvatarLibrary
+from engine.avatar.bundle import Avatar, AvatarLibrary
 from engine.constants import EMOTIONS, PTS_PER_VIDEO_FRAME
 from engine.emotion_state import EmotionState
 from engine.errors import AvatarError, EngineError
@@ -121,7 +121,7 @@ class EvpServer:
         self._tasks.spawn(self._measure_capacity(), "capacity")
 
     @staticmethod
-    def _calibrate(engine: PortraitEngine, avatar) -> FrameCost:
+    def _calibrate(engine: PortraitEngine, avatar: Avatar) -> FrameCost:
         """Worker thread: the cost of a whole frame (draw, I420, H.264) of the default
         avatar, measured before any session runs: the capacity model's prior."""
         portrait = engine.open("calibration", avatar)

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 from engine.constants import VIDEO_FPS
 
@@ -343,8 +344,11 @@ def serves(tick: int, rate: Fraction) -> bool:
     return (tick * rate.numerator) % rate.denominator < rate.numerator
 
 
+Image = TypeVar("Image")
+
+
 def calibrate(
-    draw: Callable[[int], object], encode: Callable[[object], object], frames: int = 12
+    draw: Callable[[int], Image], encode: Callable[[Image], object], frames: int = 12
 ) -> FrameCost:
     """Time ``frames`` whole frames, after two untimed warm-up frames: ``draw(i)`` (what a
     render thread does: draw and convert) then ``encode`` of its result. The draw's wall

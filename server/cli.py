@@ -18,8 +18,10 @@ Each parses its options once and passes them down.
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from engine.avatar.bundle import DEFAULT_AVATARS
 from engine.avatar.cli import add_avatar_commands
 from engine.data.cli import add_data_commands
 from engine.errors import EngineError
@@ -33,7 +35,7 @@ from engine.training.cli import add_train_commands
 from server.arguments import at_least, margin_ms, max_sessions, packets
 from server.bench.cli import add_bench_commands as add_server_bench_commands
 from server.emotion_cli import add_emotion_command
-from server.settings import DEFAULT_AVATARS, DEFAULT_WEB_CLIENT, ServerSettings
+from server.settings import DEFAULT_WEB_CLIENT, ServerSettings
 from trt_build.cli import add_export_commands
 
 
@@ -75,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_serve_command(commands) -> None:
+def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the WebRTC avatar server")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
@@ -185,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         for noisy in ("aioice", "aiortc"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return args.handler(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler  # each command sets one
+        return handler(args)
     except EngineError as e:
         print(f"evp: {e}", file=sys.stderr)
         return 2

@@ -104,7 +104,7 @@ def _emotion(message: dict, key: str, required: bool) -> str:
         raise ControlError(
             f"{message['type']}: {key}={value!r} is not an emotion; one of {list(EMOTIONS)}"
         )
-    return value
+    return str(value)  # one of EMOTIONS: already a str
 
 
 def _unit(message: dict, key: str, default: float | None) -> float:

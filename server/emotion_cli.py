@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from server.control import DEFAULT_TRANSITION_MS, ControlError, parse_command
@@ -67,7 +68,7 @@ async def send_command(url: str, message: dict) -> dict:
         version = first.get("emotion", {}).get("version", -1)
         await ws.send(json.dumps(message))
         while True:
-            reply = json.loads(await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT_S))
+            reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT_S))
             if reply.get("type") == "error":
                 return reply
             if reply.get("type") == "state" and reply["emotion"]["version"] > version:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.audio.frontend import FrameFeatures
 from engine.errors import EngineError
@@ -37,6 +37,7 @@ from server.metrics import ServerMetrics
 from server.tasks import TaskSupervisor
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SessionClosed(EngineError):
@@ -106,7 +107,7 @@ class InferenceWorker:
     def renders_in_flight(self) -> int:
         return len(self._drawing)
 
-    async def call(self, fn: Callable, *args) -> Any:
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run other engine work (opening a session, reading its state) on the landmark
         thread, so it never races a batch."""
         return await asyncio.get_running_loop().run_in_executor(self._landmarks, fn, *args)
@@ -165,7 +166,9 @@ class InferenceWorker:
     def _take_batch(self) -> list[_Job]:
         """Up to MAX_BATCH jobs, one per session (a second one waits for the next batch);
         jobs nobody waits for any more are dropped."""
-        batch, later, seen = [], [], set()
+        batch: list[_Job] = []
+        later: list[_Job] = []
+        seen: set[str] = set()
         for job in self._queue:
             if job.future.done():
                 continue

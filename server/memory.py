@@ -9,11 +9,12 @@ tests/server/test_churn.py). ``malloc_trim(0)`` returns it. Elsewhere it does no
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
 
-def _load_trim():
+def _load_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     try:
         return ctypes.CDLL(name).malloc_trim if name else None

@@ -14,10 +14,10 @@ tested without a clock. ``install`` puts one into an aiortc audio receiver.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
@@ -170,7 +170,9 @@ class _MarkerJitterBuffer(JitterBuffer):
         return frame
 
 
-def install_browser_like(pc_transceivers, depth: int = DEFAULT_DEPTH) -> None:
+def install_browser_like(
+    pc_transceivers: Iterable[RTCRtpTransceiver], depth: int = DEFAULT_DEPTH
+) -> None:
     """A client's receivers behave as a browser's on a clean link: audio through our
     buffer, video handed on at each frame's last packet (benchmarks measure what a
     browser would see, not aiortc's extra buffering)."""
@@ -179,6 +181,6 @@ def install_browser_like(pc_transceivers, depth: int = DEFAULT_DEPTH) -> None:
         if transceiver.kind == "audio":
             install(receiver, depth)
         elif hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):
-            receiver._RTCRtpReceiver__jitter_buffer = _MarkerJitterBuffer(  # type: ignore[attr-defined]
+            receiver._RTCRtpReceiver__jitter_buffer = _MarkerJitterBuffer(
                 capacity=512, is_video=True
             )

@@ -4,11 +4,14 @@ Data flow inside a session::
 
     peer mic --(aiortc)--> _receive_audio --(audio thread)--> AudioFrontEnd --> _ready frames
                                   \\--> AudioHistory (mono, input rate)
-    _video_loop (25 fps clock) : PlayoutClock -> audio frames due -> InferenceWorker (batched
-                                 with other sessions: emotion, Ec + LSTM, 3D-aware pose,
-                                 guidance, generator, compositing, I420) -> video Broadcast
-    _audio_loop (50 Hz clock)  : PlayoutClock -> samples due -> audio Broadcast
-    Broadcasts --> the peer's senders and every viewer's senders
+    video_clock (25 fps)  : PlayoutClock -> audio frames due -> InferenceWorker (batched
+                            with other sessions: emotion, Ec + LSTM, 3D-aware pose,
+                            guidance, generator, compositing, I420) -> video Broadcast
+    return_voice (50 Hz)  : PlayoutClock -> samples due -> audio Broadcast
+    Broadcasts --> the peer's senders and every viewer's senders (SessionConnections)
+
+The clocks are server.session_clocks, the connections server.session_connections, the
+control commands' emotion server.session_control.
 
 Both output loops ask the same PlayoutClock what media time is due, so the returned voice
 and the video frame made from it leave together, ``pipeline_delay_s`` after the audio came.
@@ -24,13 +27,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import replace
 from functools import partial
-from typing import Protocol
+from typing import cast
 
-import numpy as np
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 from engine.audio.frontend import FrameFeatures, FrontEndOptions
 from engine.audio.pcm import PcmReport
@@ -42,42 +44,23 @@ from engine.errors import EngineError
 from engine.pipeline.h264 import H264Stream
 from engine.pipeline.portrait import PortraitSession
 from engine.playout import PlayoutClock, PlayoutMargin
-from server.audio_input import AUDIO_PERIOD_S, RETURN_AUDIO_RATE, Epoch, analyse, next_epoch
+from server.audio_input import RETURN_AUDIO_RATE, Epoch, analyse, next_epoch
 from server.capacity import Capacity
-from server.control import Auto, Blend, Command, ControlError, Flush, SetEmotion
+from server.control import Command, ControlError, Flush
 from server.frame_stamp import loud_hops
 from server.inference import InferenceWorker
 from server.media import AudioHistory, audio_frame_to_planar, yuv420p_frame
 from server.metrics import ServerMetrics
-from server.offer import OfferError, check_offer
-from server.receive_buffer import AudioReceiveBuffer
-from server.session_media import (
-    every_tick,
-    finish_frame,
-    install_audio_buffer,
-    packet_payload,
-    return_audio_frame,
-    sent_tracks,
-)
+from server.session_clocks import return_voice, video_clock
+from server.session_connections import SessionConnections
+from server.session_control import ControlSink, command_emotion
+from server.session_media import finish_frame, packet_payload, return_audio_frame
 from server.session_stats import SessionStats, export
 from server.settings import ServerSettings
 from server.tasks import TaskSupervisor
-from server.tracks import Broadcast, SubscriberTrack
-from server.video_encoder import h264_preferences, offers_h264
+from server.tracks import Broadcast
 
 logger = logging.getLogger(__name__)
-
-TICK_AFTER_DUE_S = 0.0005
-CROSSFADE_S = 0.0025  # when the returned voice's read position jumps
-MAX_AUDIO_SLIP = round(RETURN_AUDIO_RATE * 0.001)  # samples it may drift from the clock
-
-
-class ControlSink(Protocol):
-    """Where a session pushes state and stats: a control socket (server.control_socket)."""
-
-    def send(self, message: dict) -> None: ...
-
-    async def close(self, reason: str) -> None: ...
 
 
 class Session:
@@ -115,11 +98,13 @@ class Session:
         # frame period, and latency would grow.
         self._analysis = analysis
         self._on_closed = on_closed
-        self._frontend_options = FrontEndOptions(window=settings.window)
+        window = settings.window
+        assert window is not None, "the model's window is set at startup (server.app)"
+        self._frontend_options = FrontEndOptions(window=window)
         # The delay the model and the frame need; the margin on top follows measurement.
         self._base_delay_s = (
             VIDEO_PERIOD_S
-            + settings.window.lookahead_seconds
+            + window.lookahead_seconds
             + StreamingResampler(RETURN_AUDIO_RATE, SAMPLE_RATE).delay_seconds
         )
         self._margin = PlayoutMargin(settings.margin)
@@ -131,10 +116,17 @@ class Session:
             "video", packet_payload, max_queue=2, on_overflow=self._encoder.request_keyframe
         )
         self._audio = Broadcast("audio", return_audio_frame, max_queue=5)
-        self._pc = self._new_peer_connection()
-        self._viewers: set[RTCPeerConnection] = set()
+        self._connections = SessionConnections(
+            settings,
+            metrics,
+            self._video,
+            self._h264,
+            self._audio,
+            self._encoder,
+            on_microphone=self.attach_microphone,
+            close_session=self.request_close,
+        )
         self._control_channels: set[ControlSink] = set()
-        self._receive_buffer: AudioReceiveBuffer | None = None
         self._epoch: Epoch | None = None
         self._history: AudioHistory | None = None
         self._ready: deque[FrameFeatures] = deque()
@@ -143,105 +135,30 @@ class Session:
         self._voice_emotion: dict | None = None
         self._stats = SessionStats()
         self._last_audio_at: float | None = None
-        self._phase_s = 0.0  # where ticks fall after the video clock's start (_tick_phase)
         self._close_task: asyncio.Task | None = None
         self._closing = False
         self.closed = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
 
-    def _new_peer_connection(self) -> RTCPeerConnection:
-        servers = [RTCIceServer(url) for url in self._settings.ice_servers]
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
-
     async def accept_offer(self, sdp: str) -> RTCSessionDescription:
         """Apply the peer's offer and return our answer. Raises OfferError on bad offers."""
-        check_offer(sdp, need_send_audio=True)
-        pc = self._pc
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self.attach_microphone(track)
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                self.request_close(f"peer connection {pc.connectionState}")
-
-        video = self._video_track(pc, sdp)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as e:  # aiortc reports bad SDP with several exception types
-            raise OfferError(f"cannot apply the SDP offer: {e}") from e
-        self._receive_buffer = install_audio_buffer(pc, self._settings.receive_buffer_packets)
-        pc.addTrack(self._audio.subscribe())
-        if video not in sent_tracks(pc):
-            pc.addTrack(video)
-        await pc.setLocalDescription(await pc.createAnswer())
-        return pc.localDescription
-
-    def _video_track(self, pc: RTCPeerConnection, sdp: str) -> SubscriberTrack:
-        """Before the offer is applied: the session's shared H.264 packets if the offer
-        takes H.264 (a sending transceiver that prefers only H.264 is made for it, since
-        aiortc negotiates codecs when the offer is applied), else frames for aiortc to
-        encode (added to the connection by the caller)."""
-        if not offers_h264(sdp):
-            return self._video.subscribe()
-        track = self._h264.subscribe()
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(h264_preferences())
-        # aiortc answers a receiver's PLI/FIR by flagging its own encoder, which packets
-        # bypass: route the request to the shared encoder (rate-limited there).
-        transceiver.sender._send_keyframe = self._encoder.request_keyframe
-        self._encoder.request_keyframe()  # where the new receiver starts decoding
-        return track
+        return await self._connections.accept_offer(sdp)
 
     async def add_viewer(self, sdp: str) -> RTCSessionDescription:
-        """Answer a receive-only offer with this session's video and audio."""
-        check_offer(sdp, need_send_audio=False)
-        if len(self._viewers) >= self._settings.max_viewers:
-            raise OfferError(
-                f"this session already has {self._settings.max_viewers} viewers, the maximum"
-            )
-        pc = self._new_peer_connection()
-        self._viewers.add(pc)
-        self._metrics.viewers.inc()
-        tracks: list[SubscriberTrack] = []
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self._drop_viewer(pc, tracks)
-
-        try:
-            tracks.append(self._video_track(pc, sdp))
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            tracks.append(self._audio.subscribe())
-            for track in tracks:
-                if track not in sent_tracks(pc):
-                    pc.addTrack(track)
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as e:
-            await self._drop_viewer(pc, tracks)
-            raise OfferError(f"cannot answer the viewer offer: {e}") from e
-        return pc.localDescription
-
-    async def _drop_viewer(self, pc: RTCPeerConnection, tracks: list) -> None:
-        if pc in self._viewers:
-            self._viewers.discard(pc)
-            self._metrics.viewers.dec()
-        for track in tracks:
-            track.stop()
-        await pc.close()
+        """Answer a receive-only offer with this session's video and audio. Raises
+        OfferError on bad offers or at the most viewers."""
+        return await self._connections.add_viewer(sdp)
 
     def attach_microphone(self, track: MediaStreamTrack) -> None:
         """Analyse and return the audio of ``track`` (any rate, layout and sample format)."""
         self._tasks.spawn(self._receive_audio(track), "receive-audio")
 
     def start(self) -> None:
-        self._tasks.spawn(self._video_loop(), "video-clock")
-        self._tasks.spawn(self._audio_loop(), "audio-clock")
+        clock, capacity = self._clock, self._capacity
+        video = video_clock(clock, capacity, self._send_due, self._count_dropped)
+        self._tasks.spawn(video, "video-clock")
+        self._tasks.spawn(return_voice(clock, lambda: self._history, self._audio), "audio-clock")
         self._tasks.spawn(self._stats_loop(), "stats")
         self._tasks.spawn(self._watchdog(), "watchdog")
 
@@ -266,11 +183,7 @@ class Session:
             self._audio.close()
             for channel in list(self._control_channels):
                 await channel.close(reason)
-            for pc in list(self._viewers):
-                await pc.close()
-            self._metrics.viewers.dec(len(self._viewers))
-            self._viewers.clear()
-            await self._pc.close()
+            await self._connections.aclose()
             await self._inference.call(self.portrait.close)
         finally:  # whatever failed above, the session is gone and its slot is free
             self._metrics.forget_session(self.id)
@@ -293,7 +206,7 @@ class Session:
 
     @property
     def viewer_count(self) -> int:
-        return len(self._viewers)
+        return self._connections.viewer_count
 
     # ---------------------------------------------------------------- control
 
@@ -306,31 +219,7 @@ class Session:
     def apply(self, command: Command) -> None:
         """Apply a validated control command and push the new state to every socket.
         Raises ControlError (and changes nothing) if the model cannot show it."""
-        version = self.emotion.version + 1
-        emotion = self.emotion
-        if isinstance(command, SetEmotion):
-            emotion = EmotionState(
-                mode="manual",
-                emotion=command.emotion,
-                intensity=command.intensity,
-                transition_ms=command.transition_ms,
-                version=version,
-            )
-        elif isinstance(command, Blend):
-            emotion = EmotionState(
-                mode="blend",
-                blend_from=command.source,
-                blend_to=command.target,
-                alpha=command.alpha,
-                transition_ms=command.transition_ms,
-                version=version,
-            )
-        elif isinstance(command, Auto):
-            emotion = replace(
-                emotion, mode="auto", transition_ms=command.transition_ms, version=version
-            )
-        elif isinstance(command, Flush):
-            emotion = replace(emotion, version=version)
+        emotion = command_emotion(command, self.emotion)
         try:
             self.portrait.set_emotion(emotion)
         except EngineError as e:
@@ -375,7 +264,7 @@ class Session:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                frame = await track.recv()
+                frame = cast(AudioFrame, await track.recv())  # an audio track's
             except MediaStreamError:
                 return
             arrival = loop.time()
@@ -384,7 +273,10 @@ class Session:
             self._metrics.audio_frames.inc()
             planar = audio_frame_to_planar(frame)
             rate = frame.sample_rate
-            media_start = float(frame.pts * frame.time_base) if frame.pts is not None else None
+            media_start: float | None = None
+            if frame.pts is not None:
+                assert frame.time_base is not None  # aiortc's decoders set both
+                media_start = float(frame.pts * frame.time_base)
             epoch = self._epoch_for(media_start, rate, planar.shape[1])
             if epoch is None:
                 continue  # late duplicate or reordered frame: already covered
@@ -403,6 +295,7 @@ class Session:
             self._count_repairs(report)
             media_end = epoch.next_media_s + (gap + planar.shape[1]) / rate
             history_start = round((epoch.next_media_s - epoch.media_start_s) * RETURN_AUDIO_RATE)
+            assert self._history is not None  # made with each epoch (_epoch_for)
             self._history.write(history_start, returned)
             epoch.next_media_s = media_end
             self._clock.on_input(media_end - epoch.media_start_s, arrival)
@@ -443,57 +336,14 @@ class Session:
 
     # ---------------------------------------------------------------- output clocks
 
-    async def _video_loop(self) -> None:
-        """The 25 fps clock. A degraded server (server.capacity) serves an even share of
-        the ticks; a served tick whose deadline passed is skipped (counted as dropped), so
-        a late frame never delays the next one."""
-        loop = asyncio.get_running_loop()
-        capacity = self._capacity
-        start = loop.time()
-        tick = 0
-        while True:
-            serves = capacity.serves if capacity is not None else every_tick
-            while not serves(tick):
-                tick += 1
-            # Ticks fall when a frame becomes due (its media time reaches playout), not
-            # up to a period later at a phase of their own: 20 ms less latency on average.
-            origin = start + self._tick_phase(start)
-            due = origin + tick * VIDEO_PERIOD_S
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            now = loop.time()
-            # Late past the next tick served: skip to the latest one due, rather than send
-            # a late burst (a tick is served late only until the next one is due).
-            latest, t = tick, tick + 1
-            while origin + t * VIDEO_PERIOD_S <= now:
-                latest = t if serves(t) else latest
-                t += 1
-            if latest > tick:
-                missed = sum(1 for t in range(tick, latest) if serves(t))
-                tick = latest
-                self._stats.counters.frames_dropped += missed
-                self._metrics.video_frames_dropped.inc(missed)
-                if capacity is not None:
-                    capacity.ticked(None, missed)
-            started = time.perf_counter()
-            await self._send_frame(tick, self._steps_due(now))
-            if capacity is not None:
-                capacity.ticked(time.perf_counter() - started)
-            tick += 1
+    async def _send_due(self, tick: int, now: float) -> None:
+        """For the video clock (server.session_clocks): the frame of ``tick``, from the
+        analysed audio due by ``now``."""
+        await self._send_frame(tick, self._steps_due(now))
 
-    def _tick_phase(self, start: float) -> float:
-        """Seconds from ``start`` to where frames fall due on our clock (modulo a period):
-        frame k is due at offset + delay + k / fps (engine.playout), plus 0.5 ms so that
-        the clock reads frame k, not the end of k - 1. Before any audio: where it was."""
-        if not self._clock.started:
-            return self._phase_s
-        due = self._clock.offset_s + self._clock.delay_s + TICK_AFTER_DUE_S
-        wanted = (due - start) % VIDEO_PERIOD_S
-        # Unwrapped: a phase moving across a period's edge moves the ticks by what it
-        # moved, not by a whole period (which would send two frames back to back).
-        step = (wanted - self._phase_s + VIDEO_PERIOD_S / 2) % VIDEO_PERIOD_S - VIDEO_PERIOD_S / 2
-        self._phase_s += step
-        return self._phase_s
+    def _count_dropped(self, missed: int) -> None:
+        self._stats.counters.frames_dropped += missed
+        self._metrics.video_frames_dropped.inc(missed)
 
     async def _send_frame(self, tick: int, steps: list[FrameFeatures]) -> None:
         """Render the frame of ``tick`` and publish it, raw and H.264."""
@@ -544,46 +394,6 @@ class Session:
             self._metrics.video_frames_late.inc()
         return steps
 
-    async def _audio_loop(self) -> None:
-        """Return the input audio, delayed by exactly the pipeline delay, in 20 ms frames.
-
-        Each frame reads the history where the clock says its tick is (at the tick's own
-        time, not the wake-up's, so scheduling jitter moves nothing). When the clock moves
-        (the margin changed, an earlier arrival re-anchored it), the read position jumps to
-        it with a short crossfade: no click, and voice and face stay on the same clock."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        tick = 0
-        position: int | None = None  # next history sample to send
-        rate = RETURN_AUDIO_RATE
-        count = round(rate * AUDIO_PERIOD_S)
-        fade = np.linspace(0.0, 1.0, round(rate * CROSSFADE_S), dtype=np.float32)
-        while True:
-            due = start + tick * AUDIO_PERIOD_S
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            if (behind := int((loop.time() - due) / AUDIO_PERIOD_S)) > 0:
-                tick += behind
-                due = start + tick * AUDIO_PERIOD_S
-            history = self._history
-            media = self._clock.media_time_of(due)
-            if history is None or media is None:
-                samples = np.zeros(count, np.float32)
-                position = None
-            else:
-                target = round(media * rate) - count
-                if position is None:
-                    samples = history.read(target, count)
-                elif abs(target - position) > MAX_AUDIO_SLIP:
-                    samples = history.read(target, count)
-                    samples[: fade.size] *= fade
-                    samples[: fade.size] += (1 - fade) * history.read(position, fade.size)
-                else:
-                    samples, target = history.read(position, count), position
-                position = target + count
-            self._audio.publish(samples, round(tick * AUDIO_PERIOD_S * rate))
-            tick += 1
-
     # ---------------------------------------------------------------- housekeeping
 
     async def _watchdog(self) -> None:
@@ -615,7 +425,7 @@ class Session:
         """The periodic stats; latency is the mean over frames shown since the last call."""
         lateness = self._margin.lateness_quantile()
         shown = self._shown
-        capacity = self._capacity
+        capacity, connections = self._capacity, self._connections
         c = self._stats.counters
         return {
             "type": "stats",
@@ -626,7 +436,7 @@ class Session:
             "audio_frames": c.audio_frames,
             "repaired_samples": c.repaired_samples,
             # Input packets given up (lost) or dropped for arriving too late, and concealed.
-            "audio_lost": None if (rb := self._receive_buffer) is None else rb.counts.lost,
+            "audio_lost": None if (rb := connections.receive_buffer) is None else rb.counts.lost,
             "audio_late": None if rb is None else rb.counts.late,
             "audio_level_db": None if shown is None else round(shown.level_db, 1),
             "voice": bool(shown and shown.voiced),
@@ -636,7 +446,7 @@ class Session:
             "margin_ms": round(self._margin.value_s * 1000, 1),
             "margin": "auto" if self._margin.adaptive else "fixed",
             "lateness_p99_ms": None if lateness is None else round(lateness * 1000, 1),
-            "viewers": len(self._viewers),
+            "viewers": connections.viewer_count,
             # The rate the server serves every session at (server.capacity), and why.
             "target_fps": VIDEO_FPS if capacity is None else round(capacity.fps, 2),
             "degraded": None if capacity is None else capacity.reason,

@@ -100,7 +100,7 @@ def export_onnx(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path) ->
 
     model = checkpoint.model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
+    spec: dict = {
         "opset": OPSET,
         "checkpoint": checkpoint_path.name,
         "digest": checkpoint_digest(checkpoint_path),

@@ -21,9 +21,11 @@ frames ``[(k-3)*4, (k+4)*4)``; the audio needed past the end of the video frame 
 ``L * 10 ms + 2.5 ms`` (122.5 ms for EVP, 42.5 ms for L = 4).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.constants import (
     EVP_LOOKAHEAD_HOPS,
@@ -42,7 +44,7 @@ from engine.constants import (
 _HALF_WINDOW = MFCC_WIN_LENGTH // 2  # 200 samples each side of a frame's centre
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: npt.ArrayLike) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa, htk=False)."""
     hz = np.asarray(hz, dtype=np.float64)
     f_sp = 200.0 / 3
@@ -53,7 +55,7 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return np.where(hz >= min_log_hz, log, linear)
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def _mel_to_hz(mel: npt.ArrayLike) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     f_sp = 200.0 / 3
     min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
@@ -87,6 +89,11 @@ def dct_matrix(n_in: int = MFCC_N_MELS, n_out: int = MFCC_N_COEFFS + 1) -> np.nd
     return basis
 
 
+#: (m, 400) analysis windows -> (m, k) feature rows: MfccTransform, or one that adds
+#: columns to it (engine.audio.prosody.HopFeatures).
+FrameTransform = Callable[[np.ndarray], np.ndarray]
+
+
 class MfccTransform:
     """Analysis windows -> MFCC rows. Holds the precomputed window, filters and DCT."""
 
@@ -114,7 +121,7 @@ def n_video_frames(n_samples: int) -> int:
     return -(-n_samples // SAMPLES_PER_VIDEO_FRAME)
 
 
-def compute_mfcc(signal: np.ndarray, transform: MfccTransform | None = None) -> np.ndarray:
+def compute_mfcc(signal: np.ndarray, transform: FrameTransform | None = None) -> np.ndarray:
     """(n,) 16 kHz mono -> (1 + n // 160, 12) float32 MFCC of the whole signal."""
     x = np.asarray(signal, dtype=np.float64).reshape(-1)
     transform = transform or MfccTransform()
@@ -168,7 +175,7 @@ class StreamingMfcc:
     concatenation equals compute_mfcc() of the whole stream.
     """
 
-    def __init__(self, transform: MfccTransform | None = None) -> None:
+    def __init__(self, transform: FrameTransform | None = None) -> None:
         self._transform = transform or MfccTransform()
         self._buffer = np.zeros(_HALF_WINDOW)  # the silence before the stream starts
         self._buffer_start = -_HALF_WINDOW  # absolute sample index of _buffer[0]

@@ -88,7 +88,9 @@ def speech_span(hops: np.ndarray, min_hops: int = 1) -> slice:
     """The stretch of a clip from its first to its last hop within SPEECH_SPAN_DB of the
     loudest hop (level is column -3): drops the silence around an utterance."""
     level = hops[:, -N_PROSODY]
-    loud = np.flatnonzero(level >= level.max() - SPEECH_SPAN_DB) if len(level) else []
+    loud: np.ndarray | list[int] = (
+        np.flatnonzero(level >= level.max() - SPEECH_SPAN_DB) if len(level) else []
+    )
     if len(loud) == 0 or loud[-1] + 1 - loud[0] < min_hops:
         return slice(0, len(hops))
     return slice(int(loud[0]), int(loud[-1]) + 1)

@@ -20,7 +20,7 @@ def bench_generator(avatar: Avatar, frames: int = 200, threads: int | None = Non
     count = avatar.manifest.frame_count
     for index in range(min(5, count)):  # warm-up
         renderer.render(index, avatar.track.landmarks[index])
-    stages = {"sample": [], "generator": [], "composite": []}
+    stages: dict[str, list[float]] = {"sample": [], "generator": [], "composite": []}
     totals = []
     for tick in range(frames):
         index = avatar.loop_index(tick)

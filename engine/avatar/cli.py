@@ -56,7 +56,7 @@ def _avatar_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_avatar_commands(commands) -> None:
+def add_avatar_commands(commands: argparse._SubParsersAction) -> None:
     avatar = commands.add_parser("avatar", help="build avatar bundles")
     avatar_commands = avatar.add_subparsers(dest="avatar", required=True)
     build = avatar_commands.add_parser(

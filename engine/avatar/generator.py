@@ -99,7 +99,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 96)) -> None:
         super().__init__()
-        layers, c_in = [], N_GUIDANCE + 3
+        layers: list[nn.Module] = []
+        c_in = N_GUIDANCE + 3
         for c_out in widths:
             layers.append(
                 nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))

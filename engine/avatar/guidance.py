@@ -43,11 +43,12 @@ def sketch(landmarks: np.ndarray, size: tuple[int, int], thickness: int = 2) -> 
     fixed = np.round(points * (1 << shift)).astype(np.int32)
     for channel, (_, lines, closed) in zip(channels, PARTS, strict=True):
         for line in lines:
-            cv2.polylines(channel, [fixed[list(line)]], closed, 255, thickness, cv2.LINE_AA, shift)
+            # cv2's stubs want a sequence for the colour; a number is the documented Scalar(n)
+            cv2.polylines(channel, [fixed[list(line)]], closed, 255, thickness, cv2.LINE_AA, shift)  # type: ignore[call-overload]
     return channels
 
 
-def face_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def face_mask(landmarks: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """(H, W) bool: the convex hull of jaw and brows, grown by MASK_MARGIN."""
     points = _check(landmarks)
     outline = points[list(JAW) + list(BROWS)]
@@ -57,7 +58,8 @@ def face_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         1 + MASK_MARGIN * width / max(np.ptp(outline[:, 0]), 1e-6)
     )
     mask = np.zeros(size, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(grown).astype(np.int32)), 1)
+    # cv2's stubs want a sequence for the colour; a number is the documented Scalar(n)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(grown).astype(np.int32)), 1)  # type: ignore[call-overload]
     return mask.astype(bool)
 
 

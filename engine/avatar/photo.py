@@ -69,7 +69,8 @@ def warp_face(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray
         subdiv.insert((float(np.clip(x, 0, width - 1)), float(np.clip(y, 0, height - 1))))
     out = image.copy()
     lookup = {(round(float(x), 2), round(float(y), 2)): i for i, (x, y) in enumerate(dst_all)}
-    for tri in subdiv.getTriangleList().reshape(-1, 3, 2):
+    # cv2's stubs say a sequence of Vec6f; it returns an (N, 6) float32 array
+    for tri in subdiv.getTriangleList().reshape(-1, 3, 2):  # type: ignore[attr-defined]
         keys = [(round(float(x), 2), round(float(y), 2)) for x, y in tri]
         if not all(k in lookup for k in keys):
             continue
@@ -91,7 +92,8 @@ def warp_face(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray
             borderMode=cv2.BORDER_REFLECT,
         )
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillConvexPoly(mask, np.round(d - [x0, y0]).astype(np.int32), 1)
+        # cv2's stubs want a sequence for the colour; a number is the documented Scalar(n)
+        cv2.fillConvexPoly(mask, np.round(d - [x0, y0]).astype(np.int32), 1)  # type: ignore[call-overload]
         region = out[y0:y1, x0:x1]
         region[mask.astype(bool)] = patch[mask.astype(bool)]
     return out
@@ -197,7 +199,8 @@ def _lip_source(face: np.ndarray) -> np.ndarray:
 def _polygon(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
     """(H, W) uint8 mask, 255 inside the (N, 2) polygon (drawn at quarter-pixel precision)."""
     mask = np.zeros(shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(points * 4).astype(np.int32)], 255, shift=2)
+    # cv2's stubs want a sequence for the colour; a number is the documented Scalar(n)
+    cv2.fillPoly(mask, [np.round(points * 4).astype(np.int32)], 255, shift=2)  # type: ignore[call-overload]
     return mask
 
 
@@ -215,7 +218,8 @@ def pose_face(image: np.ndarray, face: np.ndarray, target: np.ndarray) -> np.nda
     inside = cv2.erode(mouth, np.ones((3, 3), np.uint8))  # what shows through it
     seam = mouth.copy()
     outline = np.round(target[INNER_MOUTH] * 4).astype(np.int32)
-    cv2.polylines(seam, [outline], True, 255, 1, cv2.LINE_AA, shift=2)
+    # cv2's stubs want a sequence for the colour; a number is the documented Scalar(n)
+    cv2.polylines(seam, [outline], True, 255, 1, cv2.LINE_AA, shift=2)  # type: ignore[call-overload]
     photo_teeth = _polygon(image.shape, face[INNER_MOUTH])  # what the photo shows inside
     around = cv2.dilate(photo_teeth, np.ones((5, 5), np.uint8))
     lip_pixels = image[(_polygon(image.shape, face[48:60]) > 0) & (around == 0)]
@@ -239,7 +243,7 @@ def _head_motion(face: np.ndarray, phase: float, width: int, height: int) -> np.
     centre = face[list(range(JAW.start, JAW.stop))].mean(axis=0)
     angle = 1.5 * np.sin(2 * np.pi * phase)  # degrees of roll
     scale = 1.0 + 0.012 * (1 - np.cos(2 * np.pi * phase)) / 2
-    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, scale)
+    matrix: np.ndarray = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, scale)
     matrix[:, 2] += [
         0.006 * width * np.sin(2 * np.pi * phase),
         0.004 * height * np.sin(4 * np.pi * phase),

@@ -108,11 +108,12 @@ class FaceRenderer:
         y0, y1 = box.y + int(top * scale), box.y + min(int(np.ceil(bottom * scale)), box.size)
         x0, x1 = box.x + int(left * scale), box.x + min(int(np.ceil(right * scale)), box.size)
         # Frame pixel -> crop pixel, sampled like cv2.resize of the whole crop would.
-        to_crop = np.float32(
+        to_crop = np.array(
             [
                 [1 / scale, 0, (x0 - box.x + 0.5) / scale - 0.5],
                 [0, 1 / scale, (y0 - box.y + 0.5) / scale - 0.5],
-            ]
+            ],
+            np.float32,
         )
         shape = (x1 - x0, y1 - y0)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

@@ -23,7 +23,7 @@ from engine.avatar.guidance import face_mask, outside_edges, sketch
 
 def feathered_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     """(68, 2) crop-pixel landmarks -> (size, size) float32 mask, 1 inside the face."""
-    hard = face_mask(landmarks, (size, size)).astype(np.uint8)
+    hard: np.ndarray = face_mask(landmarks, (size, size)).astype(np.uint8)
     grow = max(3, size // 32) | 1
     hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
     soft = cv2.GaussianBlur(hard.astype(np.float32), (0, 0), size / 96)

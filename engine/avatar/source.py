@@ -146,6 +146,7 @@ class Resampler:
         converted = None
         while not self.full and len(self.frames) / self.fps < end - 1e-6:
             if converted is None:
+                assert self._last is not None  # callers hold a frame
                 converted = self.convert(self._last[1])
             self.frames.append(converted)
 

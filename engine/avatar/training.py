@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -88,10 +89,10 @@ def jitter(
     pairs = len(inputs) // 2
     zoom = 1 + rng.uniform(-amount, amount, pairs)
     shift = rng.uniform(-2 * amount, 2 * amount, (pairs, 2))  # grid units: 2 = whole side
-    theta = np.zeros((pairs, 2, 3), np.float32)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
-    theta[:, :, 2] = shift
-    theta = torch.from_numpy(np.concatenate([theta, theta]))
+    pair_theta = np.zeros((pairs, 2, 3), np.float32)
+    pair_theta[:, 0, 0] = pair_theta[:, 1, 1] = 1 / zoom
+    pair_theta[:, :, 2] = shift
+    theta = torch.from_numpy(np.concatenate([pair_theta, pair_theta]))
     both = torch.cat([inputs, real], dim=1)
     grid = nn.functional.affine_grid(theta, list(both.shape), align_corners=False)
     moved = nn.functional.grid_sample(both, grid, padding_mode="border", align_corners=False)
@@ -110,7 +111,7 @@ def train_generator(
     options: TrainOptions,
     state_path: Path,
     on_progress: Callable[[int, int], None] | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
 ) -> Generator:
     """Train (or resume training) a generator; returns it on the CPU in eval mode.
 
@@ -158,12 +159,14 @@ def train_generator(
             with torch.no_grad():
                 real_features = discriminator(guidance, real)
             losses["adv"] = options.w_adv * ((fake_features[-1] - 1) ** 2).mean()
-            losses["feature"] = options.w_feature * sum(
-                l1(f, r) for f, r in zip(fake_features[:-1], real_features[:-1], strict=True)
+            feature = cast(  # sum's 0 start: the discriminator has several feature maps
+                torch.Tensor,
+                sum(l1(f, r) for f, r in zip(fake_features[:-1], real_features[:-1], strict=True)),
             )
+            losses["feature"] = options.w_feature * feature
             losses["d"] = d_loss.detach()
         opt_g.zero_grad(set_to_none=True)
-        sum(v for k, v in losses.items() if k != "d").backward()
+        cast(torch.Tensor, sum(v for k, v in losses.items() if k != "d")).backward()
         opt_g.step()
         step += 1
         for k, v in losses.items():

@@ -81,7 +81,7 @@ def synthetic_plan(config: BuildConfig) -> list[dict]:
 
     if not 1 <= config.sentences <= len(SENTENCES) or not 1 <= config.voices <= len(VOICES):
         raise EngineError(f"sentences must be 1..{len(SENTENCES)} and voices 1..{len(VOICES)}")
-    plan = []
+    plan: list[dict] = []
     for s, text in enumerate(SENTENCES[: config.sentences]):
         for voice in VOICES[: config.voices]:
             for emotion in EMOTIONS:
@@ -171,7 +171,10 @@ def build_synthetic(config: BuildConfig, out: Path, teacher: Teacher) -> list[di
             progress.step(len(items))
             continue
         espeak = espeak or Espeak()
-        audio, mfcc, targets, shard_records = [], [], [], []
+        audio: list[np.ndarray] = []
+        mfcc: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        shard_records: list[dict] = []
         for item in items:
             take = synthesize(
                 espeak,
@@ -215,6 +218,7 @@ def build_synthetic(config: BuildConfig, out: Path, teacher: Teacher) -> list[di
 
 
 def build_ravdess(config: BuildConfig, out: Path) -> tuple[list[dict], list[tuple[str, str]]]:
+    assert config.ravdess is not None  # build() calls this only with a RAVDESS folder
     result = load_ravdess(Path(config.ravdess))
     split = speaker_split([r.speaker for r in result.records], seed=config.seed)
     progress = Progress("RAVDESS features", len(result.records))
@@ -228,7 +232,9 @@ def build_ravdess(config: BuildConfig, out: Path) -> tuple[list[dict], list[tupl
             ]
             progress.step(len(chunk))
             continue
-        mfcc, voiced_all, shard_records = [], [], []
+        mfcc: list[np.ndarray] = []
+        voiced_all: list[np.ndarray] = []
+        shard_records: list[dict] = []
         for record in chunk:
             audio = read_wav(record.path, SAMPLE_RATE)
             windows, _, voiced = analyse_offline(audio)
@@ -270,7 +276,8 @@ def build_pairs(config: BuildConfig, out: Path, records: list[dict]) -> int:
     for r in records:  # any two takes of one sentence by one speaker in different emotions
         groups.setdefault((r["speaker"], r["sentence"]), []).append(r)
     rng = np.random.default_rng(config.seed)
-    pairs, maps = [], []
+    pairs: list[dict] = []
+    maps: list[np.ndarray] = []
     jobs = []
     for members in groups.values():
         candidates = [(a, b) for a, b in combinations(members, 2) if a["emotion"] != b["emotion"]]

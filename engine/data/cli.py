@@ -41,7 +41,7 @@ def _teacher_error(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_commands(commands) -> None:
+def add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="training and evaluation data")
     data_commands = data.add_subparsers(dest="data", required=True)
     from engine.data.build import SHARED

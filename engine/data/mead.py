@@ -48,9 +48,9 @@ def parse_path(path: Path) -> Utterance:
         identity, view, emotion, level, index, _ = flat.groups()
         return _record(path, identity, emotion, level, index, view)
     parts = path.parts
-    if len(parts) >= 6 and parts[-5] == "video" and _TREE_LEVEL.match(parts[-2]):
+    if len(parts) >= 6 and parts[-5] == "video" and (tree := _TREE_LEVEL.match(parts[-2])):
         identity, view, emotion = parts[-6], parts[-4], parts[-3]
-        level = _TREE_LEVEL.match(parts[-2]).group(1)
+        level = tree.group(1)
         return _record(path, identity, emotion, level, path.stem, view)
     raise ValueError(
         "not a MEAD name: expected ID_front_EMOTION_levelN_NNN.mp4 or ID/video/front/EMOTION/level_N/NNN.mp4"

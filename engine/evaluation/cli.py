@@ -14,7 +14,7 @@ def _checkpoint(path: Path | None):
     return load_checkpoint(path)
 
 
-def _print(result: dict, as_json: bool, headline: str) -> None:
+def _print(result: dict | list[dict], as_json: bool, headline: str) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
     else:

@@ -23,14 +23,15 @@ def evaluate_emotion(checkpoint: Checkpoint, ravdess_dir: Path) -> dict:
     space = EmotionSpace.from_checkpoint(checkpoint)
     present = sorted({EMOTIONS.index(r.emotion) for r in held})
     names = [EMOTIONS[k] for k in present]
-    truth, predicted = [], []
+    truth_indices: list[int] = []
+    predicted_indices: list[int] = []
     for record in held:
         code = space.from_signal(read_wav(record.path, SAMPLE_RATE))
         probabilities = space.probabilities(code)
-        best = max((e for e in names if e in probabilities), key=probabilities.get)
-        truth.append(names.index(record.emotion))
-        predicted.append(names.index(best))
-    truth, predicted = np.array(truth), np.array(predicted)
+        best = max((e for e in names if e in probabilities), key=probabilities.__getitem__)
+        truth_indices.append(names.index(record.emotion))
+        predicted_indices.append(names.index(best))
+    truth, predicted = np.array(truth_indices), np.array(predicted_indices)
     confusion = np.zeros((len(names), len(names)), dtype=int)
     np.add.at(confusion, (truth, predicted), 1)
     recall = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
@@ -90,19 +91,21 @@ def auto_mode_timeline(space: EmotionSpace, audio: np.ndarray) -> dict:
     hops = compute_hop_features(audio)
     control = EmotionControl(space, EmotionState(mode="auto"))
     step = MFCC_HOPS_PER_VIDEO_FRAME
-    strengths, peaks, shown = [], [], {}
+    per_frame: list[float] = []
+    peaks: list[float] = []
+    shown: dict[str, int] = {}
     for k in range(min(len(voiced), len(hops) // step)):
         control.next(hops[k * step : (k + 1) * step], bool(voiced[k]))
         code = control.voice_code
         if code is None:
-            strengths.append(0.0)
+            per_frame.append(0.0)
             continue
         emotion, strength = space.evidence(code)
-        strengths.append(strength)
+        per_frame.append(strength)
         peaks.append(max(space.probabilities(code).values()))
         if strength >= NEAR_NEUTRAL:
             shown[emotion] = shown.get(emotion, 0) + 1
-    strengths = np.array(strengths)
+    strengths = np.array(per_frame)
     return {
         "seconds": round(len(strengths) / 25, 1),
         "near_neutral": round(float((strengths < NEAR_NEUTRAL).mean()), 3),

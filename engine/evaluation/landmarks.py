@@ -16,6 +16,7 @@ Baselines on the same clips and frames:
                    audio level, with the gain fitted per clip by least squares (oracle gain)
 """
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def evaluate_clips(
     clips_dir: Path | list[Path],
     cache_dir: Path | None = None,
     png: Path | None = None,
-    trained_groups: set[str] = frozenset(),
+    trained_groups: AbstractSet[str] = frozenset(),
 ) -> tuple[list[ClipResult], list[list[str]]]:
     """Every usable clip under ``clips_dir`` (one folder or several) evaluated (``png``:
     their openings drawn), and the [path, reason] of each one skipped: unusable media, no

@@ -15,6 +15,7 @@ The mean over clips weights each clip equally. The still face has no r (it does 
 move): None. The PNG plots every clip's openings over time.
 """
 
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def clip_figures(result: ClipResult) -> dict[str, dict]:
 
 def mean_figures(per_clip: dict[str, dict[str, dict]]) -> dict[str, dict]:
     """Each method's figures averaged over the clips (None values left out)."""
-    out = {}
+    out: dict[str, dict] = {}
     for method in METHODS:
         rows = [figures[method] for figures in per_clip.values()]
         out[method] = {}
@@ -70,14 +71,14 @@ def evaluate_lipsync(
     clips_dir: Path | list[Path],
     cache_dir: Path | None = None,
     png: Path | None = None,
-    trained_groups: set[str] = frozenset(),
+    trained_groups: AbstractSet[str] = frozenset(),
 ) -> dict:
     """The figures of the module doc on every clip whose speaker is not in
     ``trained_groups``."""
     results, skipped = evaluate_clips(
         model, space, clips_dir, cache_dir, png, trained_groups=trained_groups
     )
-    per_clip = {r.name: {"frames": r.frames, **clip_figures(r)} for r in results}
+    per_clip: dict[str, dict] = {r.name: {"frames": r.frames, **clip_figures(r)} for r in results}
     figures_only = {name: {m: row[m] for m in METHODS} for name, row in per_clip.items()}
     return {
         "units": "M-LD/M-LVD and openings in % of inter-ocular distance; lag in ms",

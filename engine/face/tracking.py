@@ -132,8 +132,9 @@ class FaceMesh:
         return normalised * np.array([width, height, width])
 
 
-def read_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
-    """Decode a video file: (time in seconds, (H, W, 3) uint8 RGB) per frame."""
+def read_frames(path: Path) -> Iterator[tuple[float | None, np.ndarray]]:
+    """Decode a video file: (time in seconds, None without a timestamp; (H, W, 3) uint8
+    RGB) per frame."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -147,7 +148,7 @@ def read_frames(path: Path) -> Iterator[tuple[float, np.ndarray]]:
 
 
 def track_frames(
-    frames: Iterable[tuple[float, np.ndarray]],
+    frames: Iterable[tuple[float | None, np.ndarray]],
     static_images: bool,
     options: TrackOptions = TrackOptions(),
 ) -> FaceTrack:

@@ -85,7 +85,7 @@ def held_out_logits(
     speaker the checkpoint did not train on."""
     _, held = unheard_speakers(ravdess_dir, set(checkpoint.info.get("train_speakers", [])))
     space = EmotionSpace.from_checkpoint(checkpoint)
-    names = [e for e in EMOTIONS if e in {r.emotion for r in held} and e in space.known]
+    names: list[str] = [e for e in EMOTIONS if e in {r.emotion for r in held} and e in space.known]
     codes = np.stack([space.from_signal(read_wav(r.path, SAMPLE_RATE)) for r in held])
     logits = space.logits(codes)[:, [space.known.index(e) for e in names]]
     truth = np.array([names.index(r.emotion) for r in held])

@@ -56,7 +56,7 @@ def _landmarks(args: argparse.Namespace) -> int:
                 "out": str(args.out),
                 "frames": len(landmarks),
                 "emotion": source,
-                "classified_as": max(probabilities, key=probabilities.get),
+                "classified_as": max(probabilities, key=probabilities.__getitem__),
             }
         )
     )

@@ -159,7 +159,7 @@ class EmotionSpace:
         0 up to EVIDENCE_FLOOR calibrated probability (or when neutral is likelier), then
         rising linearly to 1 at certainty."""
         p = self.probabilities(code)
-        emotion = max((e for e in p if e != "neutral"), key=p.get)
+        emotion = max((e for e in p if e != "neutral"), key=p.__getitem__)
         if p[emotion] <= p.get("neutral", 0.0):
             return emotion, 0.0
         return emotion, float(np.clip((p[emotion] - EVIDENCE_FLOOR) / (1 - EVIDENCE_FLOOR), 0, 1))

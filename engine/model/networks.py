@@ -54,6 +54,9 @@ class ModelConfig:
 class MfccNorm(nn.Module):
     """Per-coefficient standardisation with fixed statistics from the training data."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(MFCC_N_COEFFS))

@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.constants import VIDEO_FPS
 from engine.emotion_state import EmotionState
+from engine.errors import EngineError
 from engine.model.emotion_space import EmotionSpace, VoiceEmotion
 
 FRAME_MS = 1000 / VIDEO_FPS
@@ -100,7 +101,8 @@ class EmotionControl:
         if state.mode == "manual":
             return space.category(state.emotion, state.intensity)
         if state.mode == "blend":
-            return space.blend(
-                space.category(state.blend_to), space.category(state.blend_from), state.alpha
-            )
+            target, source = state.blend_to, state.blend_from
+            if target is None or source is None:  # every blend request names both
+                raise EngineError(f"a blend names two emotions, got {source!r} and {target!r}")
+            return space.blend(space.category(target), space.category(source), state.alpha)
         return None

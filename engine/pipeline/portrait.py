@@ -146,7 +146,7 @@ class PortraitSession:
             return None
         space = self._engine.space
         p = space.probabilities(code)
-        top = max(p, key=p.get)
+        top = max(p, key=p.__getitem__)
         emotion, strength = space.evidence(code)
         return {
             "emotion": top,

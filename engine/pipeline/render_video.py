@@ -97,7 +97,7 @@ def render_video(
         "backend": {"landmarks": engine.runtime.name, "generator": session.renderer.generator.name},
         "avatar": avatar.manifest.name,
         "emotion": emotion.label(),
-        "mean_emotion_classified_as": max(probabilities, key=probabilities.get),
+        "mean_emotion_classified_as": max(probabilities, key=probabilities.__getitem__),
         "landmarks_out": None if landmarks_out is None else str(landmarks_out),
     }
 

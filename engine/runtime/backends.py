@@ -9,9 +9,13 @@ BackendUnavailable saying what is missing and how to get it.
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ def check_backend(backend: str) -> str:
     return backend
 
 
-def torch_on(device: str | None):
+def torch_on(device: str | None) -> tuple[ModuleType, "torch.device"]:
     """-> (the torch module, torch.device) for the torch backend, or BackendUnavailable.
     No device means CUDA when a GPU is visible, else the CPU."""
     try:

@@ -71,7 +71,7 @@ class LandmarkBatcher:
         if len(set(names)) != len(names):
             raise EngineError("one frame per session per tick: a session appears twice")
         states = [self._get(name) for name in names]
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for start in range(0, len(requests), MAX_BATCH):
             chunk = slice(start, start + MAX_BATCH)
             out |= self._run(requests[chunk], states[chunk])

@@ -20,6 +20,7 @@ the generator at batch 1..8, in frames per second. ``plot_engine`` draws both.
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,11 @@ from engine.constants import (
 )
 from engine.emotion_state import EmotionState
 
+if TYPE_CHECKING:
+    from engine.avatar.bundle import Avatar
+    from engine.runtime.generator import GeneratorRuntime
+    from engine.runtime.landmarks import LandmarkRuntime
+
 WARMUP_FRAMES = 5
 STAGES = (
     "features", "emotion", "landmarks", "alignment", "guidance", "generator", "composite",
@@ -47,7 +53,9 @@ def percentiles_ms(seconds: list[float]) -> dict:
     return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
 
 
-def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: float = 10.0) -> dict:
+def bench_engine(
+    audio: np.ndarray, avatar: "Avatar", backend: str = "auto", seconds: float = 10.0
+) -> dict:
     from engine.audio.frontend import AudioFrontEnd, FrontEndOptions
     from engine.avatar.samples import generator_input, to_image
     from engine.pipeline.h264 import H264Stream, to_i420
@@ -60,7 +68,7 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
 
     frontend = AudioFrontEnd(options=FrontEndOptions(window=engine.window))
     audio = audio[: int(seconds * SAMPLE_RATE)]
-    stages = {name: [] for name in STAGES}
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
     totals = []
     for start in range(0, len(audio) - SAMPLES_PER_VIDEO_FRAME + 1, SAMPLES_PER_VIDEO_FRAME):
         t0 = time.perf_counter()
@@ -103,10 +111,12 @@ def bench_engine(audio: np.ndarray, avatar, backend: str = "auto", seconds: floa
     }
 
 
-def _throughput(runtime, generator, repeats: int = 20) -> dict:
+def _throughput(
+    runtime: "LandmarkRuntime", generator: "GeneratorRuntime", repeats: int = 20
+) -> dict:
     """Frames per second of the neural part as the batch (sessions per tick) grows."""
     rng = np.random.default_rng(0)
-    out = {"landmarks": {}, "generator": {}}
+    out: dict[str, dict[int, float]] = {"landmarks": {}, "generator": {}}
     for n in (1, 4, 16, 64):
         windows = rng.standard_normal((n, MFCC_WINDOW_FRAMES, MFCC_N_COEFFS)).astype(np.float32)
         identity = runtime.identity(np.zeros((n, N_LANDMARKS, 2), np.float32))

@@ -76,7 +76,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_bench_commands(bench_commands) -> None:
+def add_bench_commands(bench_commands: argparse._SubParsersAction) -> None:
     """Register under ``evp bench`` (the entry point's shared group)."""
     frontend = bench_commands.add_parser("frontend", help="per-frame cost of the audio front-end")
     frontend.add_argument("--wav", type=Path, help="speech file (default: 10 s of noise)")

@@ -9,9 +9,16 @@ static tensors. Off CUDA it runs the module eagerly with the same padding and sl
 that logic is tested on the CPU.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    import torch
+
+    #: What a module returns: one tensor or several.
+    Outputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 WARMUP_RUNS = 3
@@ -29,7 +36,11 @@ class GraphedModule:
     input and ``output_axes[j]`` of each output."""
 
     def __init__(
-        self, module, input_axes: Sequence[int], output_axes: Sequence[int], capture: bool
+        self,
+        module: Callable[..., "Outputs"],
+        input_axes: Sequence[int],
+        output_axes: Sequence[int],
+        capture: bool,
     ) -> None:
         import torch
 
@@ -37,10 +48,14 @@ class GraphedModule:
         self._module = module
         self._in_axes, self._out_axes = tuple(input_axes), tuple(output_axes)
         self._capture = capture
-        self._graphs: dict[tuple, tuple] = {}  # padded input shapes -> (graph, ins, outs)
+        # padded input shapes -> (graph, ins, outs)
+        self._graphs: dict[
+            tuple[tuple[int, ...], ...],
+            tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]],
+        ] = {}
         self._pool = torch.cuda.graph_pool_handle() if capture else None  # shared by buckets
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: "torch.Tensor") -> tuple["torch.Tensor", ...]:
         axis0 = self._in_axes[0]
         batch = inputs[0].shape[axis0]
         size = bucket(batch)
@@ -54,7 +69,7 @@ class GraphedModule:
             for out, axis in zip(outputs, self._out_axes, strict=True)
         )
 
-    def _pad(self, x, axis: int, size: int):
+    def _pad(self, x: "torch.Tensor", axis: int, size: int) -> "torch.Tensor":
         missing = size - x.shape[axis]
         if not missing:
             return x
@@ -62,11 +77,11 @@ class GraphedModule:
         shape[axis] = missing
         return self._torch.cat([x, x.new_zeros(shape)], dim=axis)
 
-    def _eager(self, inputs):
+    def _eager(self, inputs: tuple["torch.Tensor", ...]) -> tuple["torch.Tensor", ...]:
         out = self._module(*inputs)
         return out if isinstance(out, tuple) else (out,)
 
-    def _replay(self, inputs):
+    def _replay(self, inputs: tuple["torch.Tensor", ...]) -> tuple["torch.Tensor", ...]:
         torch = self._torch
         key = tuple(tuple(x.shape) for x in inputs)
         if key not in self._graphs:

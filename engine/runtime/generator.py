@@ -8,13 +8,26 @@ engine.runtime.landmarks (engine.runtime.backends.choose).
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from engine.runtime.backends import torch_on
 from engine.runtime.onnx import cpu_session, default_threads
 
+if TYPE_CHECKING:
+    from engine.avatar.bundle import Avatar
+
 REBUILD = "rebuild the avatar with `evp avatar build`"
+
+
+class GeneratorRuntime(Protocol):
+    """What every generator backend offers (engine.runtime.loading.load_generator_runtime)."""
+
+    name: str
+    size: int  # S: the square crop's side, pixels
+
+    def __call__(self, guided: np.ndarray) -> np.ndarray: ...
 
 
 class OnnxGenerator:
@@ -30,7 +43,8 @@ class OnnxGenerator:
 
     def __call__(self, guided: np.ndarray) -> np.ndarray:
         check_input(guided, self.size)
-        return self._session.run(None, {self._input.name: guided.astype(np.float32)})[0]
+        face: np.ndarray = self._session.run(None, {self._input.name: guided.astype(np.float32)})[0]
+        return face
 
 
 class TorchGenerator:
@@ -58,7 +72,8 @@ class TorchGenerator:
             x = torch.from_numpy(np.ascontiguousarray(guided, np.float32)).to(self.device)
             x = x.to(self._dtype)
             out = self._run(x)[0] if self._run else self._generator(x)
-            return out.float().cpu().numpy()
+            face: np.ndarray = out.float().cpu().numpy()
+            return face
 
 
 def check_input(guided: np.ndarray, size: int) -> None:
@@ -66,7 +81,7 @@ def check_input(guided: np.ndarray, size: int) -> None:
         raise ValueError(f"generator input must be (N, 10, {size}, {size}), got {guided.shape}")
 
 
-def onnx_generator(avatar) -> OnnxGenerator:
+def onnx_generator(avatar: "Avatar") -> OnnxGenerator:
     """The bundle's INT8 generator when it has one (engine.avatar.quantize), else FP32."""
     if avatar.generator_onnx_int8 is not None:
         return OnnxGenerator(avatar.generator_onnx_int8, name="onnx-int8")

@@ -16,15 +16,19 @@ runs the checkpoint itself, on CUDA when asked and available.
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from engine.errors import EngineError
 from engine.runtime.backends import BackendUnavailable, torch_on
 from engine.runtime.onnx import cpu_session
+
+if TYPE_CHECKING:
+    from engine.runtime.cuda_graphs import Outputs
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "model" / "weights"
 SHIPPED_ONNX = WEIGHTS / "onnx"
@@ -97,7 +101,7 @@ class LandmarkRuntime(Protocol):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
-def read_export(directory: Path, checkpoint_path: Path | None = None) -> dict:
+def read_export(directory: Path, checkpoint_path: Path | None = None) -> dict[str, Any]:
     """models.json of an ``evp export onnx`` directory, checked to be complete and
     exported from ``checkpoint_path`` (default: the shipped weights)."""
     rebuild = f"run `evp export onnx --out {directory}`"
@@ -105,7 +109,7 @@ def read_export(directory: Path, checkpoint_path: Path | None = None) -> dict:
     if not spec_path.is_file():
         raise BackendUnavailable(f"no models.json in {directory}: {rebuild}")
     try:
-        spec = json.loads(spec_path.read_text())
+        spec: dict[str, Any] = json.loads(spec_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BackendUnavailable(f"{spec_path} is damaged ({e}): {rebuild}") from e
     checkpoint_path = Path(checkpoint_path or SHIPPED_CHECKPOINT)
@@ -146,19 +150,26 @@ class ExportedLandmarks:
         """Network ``name`` of models.json on named float32 inputs -> its outputs."""
         raise NotImplementedError
 
-    def content(self, windows):
+    def content(self, windows: np.ndarray) -> np.ndarray:
         return self.run("content", window=windows)[0]
 
-    def emotion(self, hops):
+    def emotion(self, hops: np.ndarray) -> np.ndarray:
         return self.run("emotion", hops=hops)[0]
 
-    def identity(self, neutral):
+    def identity(self, neutral: np.ndarray) -> np.ndarray:
         return self.run("identity", neutral=neutral)[0]
 
-    def classify(self, codes):
+    def classify(self, codes: np.ndarray) -> np.ndarray:
         return self.run("classifier", code=codes)[0]
 
-    def step(self, content, emotion, identity, h, c):
+    def step(
+        self,
+        content: np.ndarray,
+        emotion: np.ndarray,
+        identity: np.ndarray,
+        h: np.ndarray,
+        c: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         displacement, h, c = self.run(
             "landmark_step", content=content, emotion=emotion, identity=identity, h=h, c=c
         )
@@ -182,11 +193,15 @@ class OnnxLandmarks(ExportedLandmarks):
 
     def run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
-        return self._sessions[name].run(None, feeds)
+        outputs: list[np.ndarray] = self._sessions[name].run(None, feeds)
+        return outputs
 
 
 class TorchLandmarks:
     name = "torch"
+    # The networks run per tick: the checkpoint's modules, or on CUDA their graphs.
+    _content: Callable[..., "Outputs"]
+    _step: Callable[..., "Outputs"]
 
     def __init__(self, checkpoint_path: Path | None = None, device: str | None = None) -> None:
         self._torch, self.device = torch_on(device)  # first: it explains a missing torch
@@ -208,7 +223,7 @@ class TorchLandmarks:
         self.lookahead_hops = checkpoint.config.lookahead_hops
         self.layers, self.hidden = model.config.lstm_layers, model.config.hidden
 
-    def _run(self, module, *arrays):
+    def _run(self, module: Callable[..., "Outputs"], *arrays: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
         with torch.no_grad():
             tensors = [
@@ -219,18 +234,25 @@ class TorchLandmarks:
         out = out if isinstance(out, tuple) else (out,)
         return [o.cpu().numpy() for o in out]
 
-    def content(self, windows):
+    def content(self, windows: np.ndarray) -> np.ndarray:
         return self._run(self._content, windows)[0]
 
-    def emotion(self, hops):
+    def emotion(self, hops: np.ndarray) -> np.ndarray:
         return self._run(self._model.emotion, hops)[0]
 
-    def identity(self, neutral):
+    def identity(self, neutral: np.ndarray) -> np.ndarray:
         return self._run(self._model.identity, neutral)[0]
 
-    def classify(self, codes):
+    def classify(self, codes: np.ndarray) -> np.ndarray:
         return self._run(self._model.classifier, codes)[0]
 
-    def step(self, content, emotion, identity, h, c):
+    def step(
+        self,
+        content: np.ndarray,
+        emotion: np.ndarray,
+        identity: np.ndarray,
+        h: np.ndarray,
+        c: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         displacement, h, c = self._run(self._step, content, emotion, identity, h, c)
         return displacement, h, c

@@ -8,10 +8,12 @@ The one module that knows every implementation: the implementations know only th
 base classes, so the runtime has no import circles.
 """
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.runtime.backends import choose
-from engine.runtime.generator import TorchGenerator, onnx_generator
+from engine.runtime.generator import GeneratorRuntime, TorchGenerator, onnx_generator
 from engine.runtime.landmarks import (
     DEFAULT_MODEL,
     SHIPPED_ONNX,
@@ -21,6 +23,9 @@ from engine.runtime.landmarks import (
     shipped_model,
 )
 from engine.runtime.tensorrt import TensorRTGenerator, TensorRTLandmarks
+
+if TYPE_CHECKING:
+    from engine.avatar.bundle import Avatar
 
 
 def load_landmark_runtime(
@@ -40,30 +45,27 @@ def load_landmark_runtime(
     elif onnx_dir is None:
         onnx_dir = SHIPPED_ONNX
 
-    return choose(
-        backend,
-        {
-            "tensorrt": lambda: TensorRTLandmarks(onnx_dir, checkpoint_path, engines_dir),
-            "torch": lambda: TorchLandmarks(checkpoint_path, device),
-            "onnx": lambda: OnnxLandmarks(onnx_dir, checkpoint_path),
-        },
-        "the landmark networks",
-    )
+    loaders: dict[str, Callable[[], LandmarkRuntime]] = {
+        "tensorrt": lambda: TensorRTLandmarks(onnx_dir, checkpoint_path, engines_dir),
+        "torch": lambda: TorchLandmarks(checkpoint_path, device),
+        "onnx": lambda: OnnxLandmarks(onnx_dir, checkpoint_path),
+    }
+    return choose(backend, loaders, "the landmark networks")
 
 
 def load_generator_runtime(
-    avatar, backend: str = "auto", device: str | None = None, engines_dir: Path | None = None
-):
+    avatar: "Avatar",
+    backend: str = "auto",
+    device: str | None = None,
+    engines_dir: Path | None = None,
+) -> GeneratorRuntime:
     """The generator of a loaded engine.avatar.bundle.Avatar on ``backend``
     (engine.runtime.backends.choose)."""
-    return choose(
-        backend,
-        {
-            "tensorrt": lambda: TensorRTGenerator(
-                avatar.generator_onnx, engines_dir, avatar.manifest.name
-            ),
-            "torch": lambda: TorchGenerator(avatar.generator_weights, device),
-            "onnx": lambda: onnx_generator(avatar),
-        },
-        f"the generator of avatar {avatar.manifest.name}",
-    )
+    loaders: dict[str, Callable[[], GeneratorRuntime]] = {
+        "tensorrt": lambda: TensorRTGenerator(
+            avatar.generator_onnx, engines_dir, avatar.manifest.name
+        ),
+        "torch": lambda: TorchGenerator(avatar.generator_weights, device),
+        "onnx": lambda: onnx_generator(avatar),
+    }
+    return choose(backend, loaders, f"the generator of avatar {avatar.manifest.name}")

@@ -2,8 +2,15 @@
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from onnx import ValueInfoProto
+    from onnxruntime import InferenceSession
 
 
 def default_threads() -> int:
@@ -11,7 +18,7 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def cpu_session(path: Path, threads: int | None = None, rebuild: str = ""):
+def cpu_session(path: Path, threads: int | None = None, rebuild: str = "") -> "InferenceSession":
     """An ``onnxruntime.InferenceSession`` for ``path``; errors name the file and, when
     given, the command that rebuilds it."""
     try:
@@ -34,15 +41,15 @@ def cpu_session(path: Path, threads: int | None = None, rebuild: str = ""):
         raise EngineError(f"cannot load {path} ({e}){hint}") from e
 
 
-def io_spec(path: Path) -> dict:
+def io_spec(path: Path) -> dict[str, list[dict[str, Any]]]:
     """{"inputs": [{name, shape, dtype}], "outputs": [...]} of an ONNX file; symbolic
     dimensions by name."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
 
-    def describe(values):
-        out = []
+    def describe(values: "Iterable[ValueInfoProto]") -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for value in values:
             tensor = value.type.tensor_type
             shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]

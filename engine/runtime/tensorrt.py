@@ -15,6 +15,7 @@ avatars and GPUs can share the directory and a stale one is never loaded.
 
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def default_engines_dir() -> Path:
     return Path(os.environ.get("EVP_TRT_DIR") or Path.home() / ".cache" / "evp" / "trt")
 
 
-def _require_tensorrt():
+def _require_tensorrt() -> tuple[ModuleType, tuple[int, int]]:
     """-> (tensorrt module, GPU compute capability) or BackendUnavailable."""
     from engine.runtime.tensorrt_engines import tensorrt_module
 
@@ -39,7 +40,11 @@ def _require_tensorrt():
 
 
 def find_engine(
-    onnx_path: Path, engines_dir: Path, capability, trt_version: str, rebuild: str
+    onnx_path: Path,
+    engines_dir: Path,
+    capability: tuple[int, int],
+    trt_version: str,
+    rebuild: str,
 ) -> tuple[Path, str]:
     """(engine file, "fp16" or "fp32") built from ``onnx_path`` for this GPU and
     TensorRT; FP16 is preferred when both exist."""

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -25,13 +26,18 @@ MAX_BATCH = 64
 SYMBOLIC = {"N": (1, 16, MAX_BATCH), "batch": (1, 16, MAX_BATCH), "H": (25, 300, 1000)}
 
 
-def profile_shapes(io: dict, symbolic: dict = SYMBOLIC) -> dict[str, tuple[tuple, tuple, tuple]]:
+Shape = tuple[int, ...]
+
+
+def profile_shapes(
+    io: dict, symbolic: dict[str, tuple[int, int, int]] = SYMBOLIC
+) -> dict[str, tuple[Shape, Shape, Shape]]:
     """models.json entry of one network -> {input: (min, opt, max) shape} for its profile."""
-    shapes = {}
+    shapes: dict[str, tuple[Shape, Shape, Shape]] = {}
     for value in io["inputs"]:
-        triple = []
+        triple: list[Shape] = []
         for which in range(3):
-            dims = []
+            dims: list[int] = []
             for dim in value["shape"]:
                 if isinstance(dim, str):
                     if dim not in symbolic:
@@ -40,7 +46,7 @@ def profile_shapes(io: dict, symbolic: dict = SYMBOLIC) -> dict[str, tuple[tuple
                 else:
                     dims.append(int(dim))
             triple.append(tuple(dims))
-        shapes[value["name"]] = tuple(triple)
+        shapes[value["name"]] = (triple[0], triple[1], triple[2])
     return shapes
 
 
@@ -69,7 +75,7 @@ def engine_key(
     return f"{sm}-trt{trt_version}-{precision_name(fp16)}-{digest.hexdigest()[:12]}"
 
 
-def tensorrt_module():
+def tensorrt_module() -> ModuleType:
     """The tensorrt module, or BackendUnavailable saying how to get it."""
     try:
         import tensorrt as trt
@@ -78,7 +84,8 @@ def tensorrt_module():
             "TensorRT is not installed: on a machine with an NVIDIA GPU, `pip install "
             "tensorrt-cu12` (it downloads from NVIDIA), or use --backend torch or onnx"
         ) from e
-    return trt
+    module: ModuleType = trt  # untyped (no stubs): Any to mypy
+    return module
 
 
 class TensorRTRunner:

@@ -13,12 +13,16 @@ Times are in seconds on 10 ms frames. Phones are ARPAbet without stress, plus "S
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from pocketsphinx import Decoder
 
 FRAME_S = 0.01  # pocketsphinx frame rate
 _WORD = re.compile(r"[a-z']+")
@@ -57,8 +61,8 @@ class PhoneAligner:
 
     def __init__(self) -> None:
         self._align = _decoder(bestpath=False)
-        self._recognise = None
-        self._words = None
+        self._recognise: Decoder | None = None
+        self._words: Decoder | None = None
 
     def normalise_text(self, text: str) -> list[str]:
         words = _WORD.findall(text.lower().replace("’", "'"))

@@ -25,7 +25,7 @@ PERCENT = 100.0  # frontal units (IOD = 1) -> % of IOD
 
 def read_media_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first audio stream of any media file as (n,) float32 mono at sample_rate."""
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         for frame in container.decode(audio=0):
@@ -59,7 +59,7 @@ def evaluate(clips: list[ClipData]) -> dict:
     """Leave-one-clip-out M-LD/M-LVD of the viseme teacher and of two still baselines."""
     if len(clips) < 2:
         raise ValueError("the teacher error needs at least two clips (leave-one-out)")
-    per_clip = {}
+    per_clip: dict[str, dict] = {}
     for held in clips:
         model = VisemeModel.fit(
             [(c.phones, c.times, c.mouth - c.rest) for c in clips if c is not held]

@@ -9,10 +9,17 @@ mouth, fitted by least squares *through* this blending on tracked real clips.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from engine.constants import MOUTH, VIDEO_FPS
+
+if TYPE_CHECKING:
+    import torch
+
+#: Landmark arrays the geometry helpers take either way (training passes tensors).
+_Points = TypeVar("_Points", np.ndarray, "torch.Tensor")
 
 #: ARPAbet phone -> viseme class.
 VISEME_OF_PHONE: dict[str, str] = {
@@ -122,7 +129,7 @@ class VisemeModel:
         return cls(full.reshape(len(VISEMES), N_MOUTH, 2))
 
 
-def inner_lip_opening(mouth: np.ndarray) -> np.ndarray:
+def inner_lip_opening(mouth: _Points) -> _Points:
     """(..., 20, 2) mouth landmarks (iBUG 48-67) -> (...) gap between the inner lips
     (iBUG 66 below 62; y points down)."""
     return mouth[..., 18, 1] - mouth[..., 14, 1]

@@ -151,6 +151,7 @@ def load_corpus(directory: Path, kinds: tuple[str, ...] = ("synthetic", "ravdess
     items: list[Item] = []
     for r in records:
         hops = features[r["id"]][: MFCC_HOPS_PER_VIDEO_FRAME * r["frames"] + 1]
+        phones: list[EspeakPhone] | list[ArpabetPhone]
         if r["kind"] == "synthetic":
             if r["shard"] not in shards:
                 with np.load(directory / "shards" / r["shard"]) as data:

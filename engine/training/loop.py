@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def run_loop(
     while step < options.steps:
         modules.train()
         losses = step_fn(rng)
-        total = sum(losses.values())
+        total = cast(torch.Tensor, sum(losses.values()))  # sum's 0 start: losses is not empty
         optimiser.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 5.0)

@@ -122,7 +122,8 @@ def stamp_latencies(times: np.ndarray, stamps: np.ndarray, started: float) -> np
     """Per frame showing audio frame k (stamp k + 1): arrival minus the send time of the
     end of audio frame k. Frames without audio yet (stamp 0) are left out."""
     shown = stamps > 0
-    return times[shown] - (started + stamps[shown] * FRAME_S)
+    latencies: np.ndarray = times[shown] - (started + stamps[shown] * FRAME_S)
+    return latencies
 
 
 def stamp_onsets(

@@ -10,6 +10,7 @@ server/frame_stamp.py) and the returned voice's 10 ms loudness from WebAudio, al
 page's clock; each burst's onset in the two gives one offset (server.bench.analysis).
 """
 
+import argparse
 import asyncio
 import json
 import shutil
@@ -18,6 +19,7 @@ import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,8 +28,12 @@ from engine.constants import SAMPLE_RATE
 from engine.errors import EngineError
 from engine.wav import read_wav
 from server.bench.analysis import av_sync_offsets, burst_signal
-from server.bench.live import BUNDLED_SPEECH, _at_browser_rate, _serve_args, _SpawnedServer
+from server.bench.live import BUNDLED_SPEECH, _serve_args, _SpawnedServer
+from server.bench.live_session import _at_browser_rate
 from server.frame_stamp import LOUD_DBFS
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -91,7 +97,11 @@ async def run_av_sync(options: AvSyncOptions) -> dict:
     _write_microphone(microphone, *_at_browser_rate(bursts.signal))
     server = _SpawnedServer(options.serve_args) if options.url is None else None
     try:
-        url = options.url or await server.start()
+        if options.url:
+            url = options.url
+        else:
+            assert server is not None  # spawned when no url was given
+            url = await server.start()
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=chromium,
@@ -149,7 +159,7 @@ RECEIVE_STATS_JS = """async () => {
 }"""
 
 
-async def _measure(browser, url: str, seconds: float) -> dict:
+async def _measure(browser: "Browser", url: str, seconds: float) -> dict:
     talk = await browser.new_page()
     await talk.goto(f"{url}/?bench=1")
     await talk.wait_for_selector("#emotions button[data-emotion=happy]")
@@ -171,7 +181,7 @@ async def _measure(browser, url: str, seconds: float) -> dict:
     return pages
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     options = AvSyncOptions(
         url=None if args.spawn else args.url,
         seconds=args.seconds,

@@ -44,7 +44,9 @@ def _add_server_choice(parser: argparse.ArgumentParser) -> None:
     spawned.add_argument("--max-sessions", type=max_sessions, metavar="auto|N")
 
 
-def add_bench_commands(bench_commands) -> None:
+def add_bench_commands(
+    bench_commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
     """Register under ``evp bench`` (the entry point's shared group)."""
     transport = bench_commands.add_parser(
         "transport", help="fps and latency of one aiortc peer streaming speech"

@@ -43,14 +43,14 @@ class WavMicrophone(MediaStreamTrack):
         super().__init__()
         self._pcm = float_to_int16(signal)
         self._rate = sample_rate
-        self._loop = loop
+        self._looping = loop  # not _loop: pyee's event emitter (the base) keeps its loop there
         self._samples = int(sample_rate * AUDIO_PTIME)
         self._sent = 0
         # time.monotonic() of the stream's first sample, as a microphone would capture it:
         # each 20 ms packet leaves when its last sample has been captured.
         self.started_at: float | None = None
 
-    async def recv(self):
+    async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self.started_at is None:
@@ -58,7 +58,7 @@ class WavMicrophone(MediaStreamTrack):
         wait = self.started_at + (self._sent + self._samples) / self._rate - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        begin = self._sent % self._pcm.size if self._loop else self._sent
+        begin = self._sent % self._pcm.size if self._looping else self._sent
         chunk = self._pcm[begin : begin + self._samples]
         if chunk.size < self._samples:
             chunk = np.concatenate([chunk, np.zeros(self._samples - chunk.size, np.int16)])
@@ -92,6 +92,8 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
         except MediaStreamError:
             return
         if track.kind == "video":
+            assert isinstance(frame, av.VideoFrame)  # what aiortc's video decoders yield
+            assert frame.pts is not None  # aiortc gives each decoded frame its RTP time
             received.video_times.append(time.monotonic())
             received.video_pts.append(frame.pts)
             received.video_sizes.add((frame.width, frame.height))
@@ -100,6 +102,8 @@ async def _consume(track: MediaStreamTrack, received: Received) -> None:
             elif received.video_sink is not None:
                 received.video_sink(frame, received.video_times[-1])
         else:
+            assert isinstance(frame, av.AudioFrame)  # what aiortc's audio decoders yield
+            assert frame.pts is not None  # aiortc gives each decoded frame its RTP time
             received.audio_rate = frame.sample_rate
             if received.audio_started is None:
                 received.audio_started = time.monotonic()
@@ -149,12 +153,12 @@ class Peer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return {"sdp": self.pc.localDescription.sdp, "type": "offer"}
 
-    async def talk(self, **extra) -> dict:
+    async def talk(self, **extra: object) -> dict:
         async with (
             aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http,
             http.post(f"{self.base_url}/api/offer", json=await self._offer() | extra) as r,
         ):
-            body = await r.json()
+            body: dict = await r.json()
             if r.status != 200:
                 raise ServerRefused(r.status, body.get("error", ""))
         self.session_id, self.token = body["session_id"], body["token"]
@@ -173,7 +177,7 @@ class Peer:
             aiohttp.ClientSession(timeout=SIGNALLING_TIMEOUT) as http,
             http.post(url, json=offer) as r,
         ):
-            body = await r.json()
+            body: dict = await r.json()
             if r.status != 200:
                 raise ServerRefused(r.status, body.get("error", ""))
         await self._answered(body["sdp"])
@@ -219,7 +223,10 @@ class Peer:
         """Seconds the returned audio lags the microphone, by envelope correlation on our
         clock. Assumes the returned frames arrived back to back from the first one on."""
         hop = 0.01
-        returned = envelope(self.returned_audio(), self.received.audio_rate, hop)
+        samples = self.returned_audio()
+        returned_rate = self.received.audio_rate
+        assert returned_rate is not None  # set with the first returned frame
+        returned = envelope(samples, returned_rate, hop)
         returned_times = self.received_audio_started + hop * np.arange(returned.size)
         sent = envelope(signal, rate, hop)
         best_lag, best_score = 0.0, -1.0
@@ -259,17 +266,19 @@ def free_local_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now (for in-process servers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01) -> np.ndarray:
     """RMS of consecutive ``hop_s`` blocks of (n,) samples."""
     hop = int(rate * hop_s)
     n = samples.size // hop
-    return np.sqrt(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1))
+    rms: np.ndarray = np.sqrt(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1))
+    return rms
 
 
-async def wait_for(predicate, timeout: float, interval: float = 0.05) -> None:
+async def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -7,6 +7,7 @@ congested link. Local only: it acts inside this process, on what it sends.
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +63,7 @@ class Impairment:
         await asyncio.gather(*self._pending, return_exceptions=True)
 
 
-async def _later(send, data: bytes, delay: float) -> None:
+async def _later(send: Callable[[bytes], Awaitable[None]], data: bytes, delay: float) -> None:
     await asyncio.sleep(delay)
     try:
         await send(data)

@@ -30,9 +30,9 @@ def plot_live(result: dict, path: Path) -> None:
         axes[1].bar(x + offset, values, 0.4, label=label)
     axes[1].set_xticks(x, names)
     axes[1].set_ylabel("ms, audio sent -> video received")
-    offset, lag = result.get("av_offset_ms"), result.get("mouth_lag_ms")
+    av_offset, lag = result.get("av_offset_ms"), result.get("mouth_lag_ms")
     axes[1].set_title(
-        f"end-to-end latency; mouth follows at {lag} ms; A/V offset {offset} ms", fontsize=9
+        f"end-to-end latency; mouth follows at {lag} ms; A/V offset {av_offset} ms", fontsize=9
     )
     axes[1].legend(fontsize=8)
     if ramp:

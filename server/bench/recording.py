@@ -15,18 +15,33 @@ too. Agreement with the live report is the check.
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import av
 import numpy as np
 
 from engine.constants import SAMPLE_RATE
-from server.bench.analysis import clean_stamps, onset_stamp, percentiles_ms, sound_onsets
+from server.bench.analysis import Bursts, clean_stamps, onset_stamp, percentiles_ms, sound_onsets
 from server.frame_stamp import read_stamp
+
+if TYPE_CHECKING:
+    from server.bench.client import Peer, WavMicrophone
 
 RATE = SAMPLE_RATE
 
 
-def write_recording(session, path: Path) -> None:
+class RecordedSession(Protocol):
+    """What is written of a session: server.bench.live's BenchSession (not imported here,
+    since it imports this module)."""
+
+    microphone: "WavMicrophone"
+    bursts: Bursts
+    peer: "Peer"
+    pictures: list[np.ndarray]  # every received luma plane
+    times: list[float]  # their arrival times
+
+
+def write_recording(session: RecordedSession, path: Path) -> None:
     """Write ``session``'s (a BenchSession recorded with ``record=True``) streams."""
     started = session.microphone.started_at
     sent = session.bursts.signal
@@ -36,6 +51,7 @@ def write_recording(session, path: Path) -> None:
         from engine.audio.resample import StreamingResampler
 
         returned = StreamingResampler(returned_rate, RATE).push(returned)
+    assert started is not None  # the session ran: its microphone sent audio
     offset = round((session.peer.received_audio_started - started) * RATE)
     length = max(sent.size, offset + returned.size)
     stereo = np.zeros((2, length), np.float32)
@@ -52,7 +68,9 @@ def write_recording(session, path: Path) -> None:
     partial.replace(path)
 
 
-def _write(session, partial: Path, started: float, stereo: np.ndarray, length: int) -> None:
+def _write(
+    session: RecordedSession, partial: Path, started: float, stereo: np.ndarray, length: int
+) -> None:
     height, width = session.pictures[0].shape
     with av.open(str(partial), mode="w") as container:
         video = container.add_stream("libx264", rate=25)
@@ -67,34 +85,35 @@ def _write(session, partial: Path, started: float, stereo: np.ndarray, length: i
             pts = max(last + 1, round((arrival - started) * 1000))
             last = pts
             yuv = np.concatenate([luma, np.full((height // 2, width), 128, np.uint8)])
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts, frame.time_base = pts, Fraction(1, 1000)
-            container.mux(video.encode(frame))
+            picture = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            picture.pts, picture.time_base = pts, Fraction(1, 1000)
+            container.mux(video.encode(picture))
         container.mux(video.encode(None))
         chunk = RATE // 50
         for start in range(0, length, chunk):
-            frame = av.AudioFrame.from_ndarray(
+            sound = av.AudioFrame.from_ndarray(
                 np.ascontiguousarray(stereo[:, start : start + chunk]),
                 format="fltp",
                 layout="stereo",
             )
-            frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
-            container.mux(audio.encode(frame))
+            sound.sample_rate, sound.pts, sound.time_base = RATE, start, Fraction(1, RATE)
+            container.mux(audio.encode(sound))
         container.mux(audio.encode(None))
 
 
 def analyse_recording(path: Path) -> dict:
     with av.open(str(path)) as container:
-        times, stamps = [], []
+        arrivals: list[float] = []
+        read: list[int | None] = []
         for frame in container.decode(video=0):
-            times.append(float(frame.pts * frame.time_base))
-            stamps.append(read_stamp(frame.to_ndarray(format="gray")))
+            arrivals.append(float(frame.pts * frame.time_base))
+            read.append(read_stamp(frame.to_ndarray(format="gray")))
         container.seek(0)
         audio = np.concatenate(
             [f.to_ndarray() for f in container.decode(audio=0)], axis=1
         )  # (2, n), fltp
         rate = container.streams.audio[0].rate
-    times, stamps = np.array(times), clean_stamps(stamps)
+    times, stamps = np.array(arrivals), clean_stamps(read)
     sent_onsets, returned_onsets = sound_onsets(audio[0], rate), sound_onsets(audio[1], rate)
     latencies = []
     for onset in sent_onsets:

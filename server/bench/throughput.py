@@ -12,6 +12,7 @@ The frames per second it sustains, over 25, is how many sessions the compute alo
 serve at full rate; WebRTC, audio and the clients come on top (``evp bench live``).
 """
 
+import argparse
 import asyncio
 import os
 import time
@@ -104,7 +105,7 @@ def _i420(frame: PortraitFrame) -> np.ndarray:
     return to_i420(frame.image)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
 
     from engine.wav import read_wav

@@ -7,6 +7,7 @@ pipeline included. In-process, the peers share the machine with the server. ``ev
 live`` (later) adds mouth-onset detection and ramps.
 """
 
+import argparse
 import asyncio
 import json
 import time
@@ -90,7 +91,7 @@ async def bench_transport(
             await runner.cleanup()
 
 
-def _audio_lag_ms(peer: Peer, microphone: WavMicrophone, signal) -> float | None:
+def _audio_lag_ms(peer: Peer, microphone: WavMicrophone, signal: np.ndarray) -> float | None:
     """The returned audio's lag, or None when it no longer follows the input (overload)."""
     try:
         return round(1000 * peer.returned_audio_lag(microphone, signal, SAMPLE_RATE), 1)
@@ -114,7 +115,7 @@ async def _collect(http: aiohttp.ClientSession, url: str, peer: Peer, seconds: f
     return stats
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     settings = ServerSettings()
     result = asyncio.run(bench_transport(args.wav, args.seconds, args.url, settings, args.sessions))
     print(json.dumps(result, indent=2))

@@ -15,7 +15,8 @@ from server.bench.analysis import (
     stamp_latencies,
     stamp_onsets,
 )
-from server.bench.live import LiveOptions, run_live
+from server.bench.live import run_live
+from server.bench.live_session import LiveOptions
 from server.cli import main
 from tests.server.fakes import FixedCostEngine
 
@@ -186,7 +187,7 @@ async def test_a_recording_analysed_offline_agrees_with_the_live_report(server, 
 
 
 def test_the_benchmark_microphone_sends_the_same_speech_at_48_khz_on_the_same_clock():
-    from server.bench.live import _at_browser_rate
+    from server.bench.live_session import _at_browser_rate
 
     t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
     speech = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
