@@ -192,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as e:
         print(f"evp: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path given on the command line that cannot be read or written
+        if args.verbose:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"evp: {e.strerror or e}{where} (--verbose shows where)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

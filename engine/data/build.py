@@ -311,6 +311,13 @@ def build_pairs(config: BuildConfig, out: Path, records: list[dict]) -> int:
 
 def build(config: BuildConfig, out: Path) -> dict:
     """Build (or resume) the data set in ``out``; returns the report."""
+    inputs = [("--ravdess", config.ravdess), ("--clips", config.clips), ("--mead", config.mead)]
+    missing = [f"{flag} {path}" for flag, path in inputs if path and not Path(path).is_dir()]
+    if missing:  # before anything is synthesised or written
+        raise EngineError(
+            f"no such folder: {', '.join(missing)}; point it at the data "
+            "(../shared/data by default), or leave RAVDESS out with --no-ravdess"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "shards").mkdir(exist_ok=True)
     manifest_path = out / "manifest.json"

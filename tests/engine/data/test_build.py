@@ -75,3 +75,12 @@ def test_another_configuration_cannot_overwrite_a_build(tiny, tmp_path):
         build(tiny, out)
     with pytest.raises(EngineError, match="not a corpus"):
         open_dataset(tmp_path)
+
+
+def test_a_missing_input_folder_is_refused_before_anything_is_written(tiny, tmp_path):
+    from dataclasses import replace
+
+    out = tmp_path / "corpus"
+    with pytest.raises(EngineError, match=r"no such folder: --mead .*nowhere"):
+        build(replace(tiny, mead=str(tmp_path / "nowhere")), out)
+    assert not out.exists()

@@ -26,3 +26,11 @@ def test_the_engine_benchmark_reports_every_stage_in_the_documented_shape(speech
     assert set(result["throughput"]["landmarks"]) == {1, 4, 16, 64}
     plot_engine(result, tmp_path / "engine.png")
     assert (tmp_path / "engine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missing_speech_file_is_a_one_line_error(tmp_path, capsys):
+    from server.cli import main
+
+    missing = tmp_path / "nowhere.wav"
+    assert main(["bench", "engine", "--wav", str(missing)]) == 2
+    assert f"No such file or directory: {missing}" in capsys.readouterr().err
