@@ -42,7 +42,8 @@ class ServerMetrics:
         )
         self.latency = Histogram(
             "evp_frame_latency_seconds",
-            "From the arrival of a frame's last audio sample to the publication of its video frame",
+            "From the arrival of a frame's last audio sample to the video tick that renders it"
+            " (its render and encode follow: evp_stage_seconds)",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
