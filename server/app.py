@@ -202,9 +202,10 @@ class EvpServer:
             )
         try:
             body = json.loads(await request.text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
             raise OfferError(
-                f'the body must be JSON like {{"sdp": ..., "type": "offer"}}: {e}'
+                f'the body must be JSON like {{"sdp": ..., "type": "offer"}}: {reason}'
             ) from e
         if (
             not isinstance(body, dict)

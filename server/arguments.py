@@ -4,6 +4,8 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
+from aiortc.rtcicetransport import parse_stun_turn_uri
+
 from server.receive_buffer import MAX_DEPTH
 
 T = TypeVar("T", int, float)
@@ -50,3 +52,33 @@ def milliseconds(text: str) -> float:
 def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number >= ``minimum``."""
     return lambda text: _number(text, int, lambda v: v >= minimum, f"a whole number >= {minimum}")
+
+
+def whole_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+    return lambda text: _number(
+        text, int, lambda v: low <= v <= high, f"a whole number from {low} to {high}"
+    )
+
+
+def in_range(low: float, high: float, unit: str) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high] (``unit`` for the message)."""
+    return lambda text: _number(
+        text, float, lambda v: low <= v <= high, f"{unit} between {low:g} and {high:g}"
+    )
+
+
+def port(text: str) -> int:
+    return _number(text, int, lambda v: 0 <= v <= 65535, "a TCP port, 0 to 65535")
+
+
+def ice_server(text: str) -> str:
+    """A STUN/TURN URL as aiortc parses it (checked here, not at the first offer)."""
+    try:
+        parse_stun_turn_uri(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expected stun:HOST[:PORT] or turn:HOST[:PORT][?transport=udp|tcp] "
+            f"(turns: for TLS), got {text!r} ({e})"
+        ) from e
+    return text

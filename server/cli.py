@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine.avatar.bundle import DEFAULT_AVATARS
 from engine.avatar.cli import add_avatar_commands
+from engine.constants import MFCC_WINDOW_FRAMES
 from engine.data.cli import add_data_commands
 from engine.errors import EngineError
 from engine.evaluation.cli import add_eval_commands
@@ -32,7 +33,16 @@ from engine.runtime.backends import BACKENDS
 from engine.runtime.cli import add_bench_commands as add_engine_bench_commands
 from engine.runtime.landmarks import DEFAULT_MODEL, MODELS
 from engine.training.cli import add_train_commands
-from server.arguments import at_least, margin_ms, max_sessions, packets
+from server.arguments import (
+    at_least,
+    ice_server,
+    in_range,
+    margin_ms,
+    max_sessions,
+    packets,
+    port,
+    whole_between,
+)
 from server.bench.cli import add_bench_commands as add_server_bench_commands
 from server.emotion_cli import add_emotion_command
 from server.settings import DEFAULT_WEB_CLIENT, ServerSettings
@@ -82,7 +92,7 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
     )
-    serve.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    serve.add_argument("--port", type=port, default=8080, help="port (default %(default)s)")
     serve.add_argument(
         "--avatars", type=Path, default=DEFAULT_AVATARS, help="directory of avatar bundles"
     )
@@ -101,16 +111,22 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
         default=0,
         help="frames drawn at once (default: one per usable core, at most 8)",
     )
-    serve.add_argument("--max-viewers", type=int, default=8, help="viewers per session")
+    serve.add_argument(
+        "--max-viewers", type=at_least(0), default=8, help="viewers per session (0: none)"
+    )
     serve.add_argument(
         "--ice-server",
+        type=ice_server,
         action="append",
         default=[],
         metavar="URL",
         help="STUN/TURN server URL for peers outside this host's networks (repeatable)",
     )
     serve.add_argument(
-        "--media-timeout", type=float, default=10.0, help="close sessions silent this many seconds"
+        "--media-timeout",
+        type=in_range(1, 3600, "seconds"),
+        default=10.0,
+        help="close sessions silent this many seconds",
     )
     serve.add_argument(
         "--margin-ms",
@@ -139,7 +155,7 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--lookahead-hops",
-        type=int,
+        type=whole_between(0, MFCC_WINDOW_FRAMES),
         help="MFCC look-ahead in 10 ms hops past each video frame (default: the model's, 12)",
     )
     serve.add_argument(

@@ -57,7 +57,7 @@ def parse_command(message: Any) -> Command:
     if not isinstance(message, dict):
         raise ControlError("a control message must be a JSON object with a 'type'")
     kind = message.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise ControlError(f"unknown message type {kind!r}; expected one of {sorted(_FIELDS)}")
     unknown = set(message) - _FIELDS[kind]
     if unknown:

@@ -88,6 +88,9 @@ async def serve_control_socket(
             except json.JSONDecodeError as e:
                 reply_error(channel, metrics, f"not valid JSON: {e}")
                 continue
+            except RecursionError:
+                reply_error(channel, metrics, "JSON nested too deeply for a control message")
+                continue
             except ControlError as e:
                 reply_error(channel, metrics, str(e))
                 continue

@@ -14,7 +14,10 @@ def check_offer(sdp: str, need_send_audio: bool) -> None:
     try:
         description = SessionDescription.parse(sdp)
     except Exception as e:  # aiortc raises assorted errors on malformed SDP
-        raise OfferError(f"cannot parse the SDP offer: {e}") from e
+        raise OfferError(
+            f"cannot parse the SDP offer ({str(e) or type(e).__name__}); send the browser's whole "
+            "RTCPeerConnection.localDescription.sdp after setLocalDescription(createOffer())"
+        ) from e
     kinds = {(m.kind, m.direction) for m in description.media}
     if not any(kind == "video" and d in ("recvonly", "sendrecv") for kind, d in kinds):
         raise OfferError("the offer must receive video (a video m-line, recvonly or sendrecv)")

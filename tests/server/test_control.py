@@ -29,6 +29,7 @@ def test_valid_messages_become_commands():
         ([], "JSON object"),
         ({"emotion": "happy"}, "unknown message type None"),
         ({"type": "dance"}, "unknown message type 'dance'"),
+        ({"type": ["set_emotion"]}, "unknown message type ['set_emotion']"),
         ({"type": "set_emotion"}, "missing 'emotion'"),
         ({"type": "set_emotion", "emotion": "joyful"}, "'joyful' is not an emotion"),
         (

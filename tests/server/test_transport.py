@@ -55,6 +55,8 @@ async def test_real_speech_round_trip(server, speech):
         }
         await ws.send_str("{not json")
         assert "not valid JSON" in (await next_of(ws, "error"))["message"]
+        await ws.send_str("[" * 4000)  # under the size limit, deeper than json can parse
+        assert "nested too deeply" in (await next_of(ws, "error"))["message"]
         await ws.send_json({"type": "blend", "from": "sad", "to": "happy", "alpha": 2})
         assert "alpha must be a number in [0, 1]" in (await next_of(ws, "error"))["message"]
         await ws.send_json({"type": "blend", "from": "sad", "to": "happy", "alpha": 0.3})
@@ -153,6 +155,10 @@ async def test_bad_requests_get_clear_errors(server):
         assert status == 400 and "sdp" in body["error"]
         status, body = await post({"type": "offer", "sdp": "this is not SDP"})
         assert status == 400 and "v=0" in body["error"]
+        status, body = await post({"type": "offer", "sdp": "v=0\r\nm=video\r\n"})
+        assert status == 400 and "cannot parse the SDP offer (AssertionError)" in body["error"]
+        status, body = await post("[" * 5000, raw=True)
+        assert status == 400 and "nested too deeply" in body["error"]
         watcher = Peer(server.url, None)  # receive-only: sends no microphone
         await watcher.pc.setLocalDescription(await watcher.pc.createOffer())
         status, body = await post({"type": "offer", "sdp": watcher.pc.localDescription.sdp})
