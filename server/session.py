@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from functools import partial
 from typing import cast
@@ -61,6 +61,7 @@ from server.tasks import TaskSupervisor
 from server.tracks import Broadcast
 
 logger = logging.getLogger(__name__)
+CLOSE_WAIT_S = 2.0  # for control sockets to close (aiohttp waits 10 s for a silent client)
 
 
 class Session:
@@ -125,6 +126,7 @@ class Session:
             self._encoder,
             on_microphone=self.attach_microphone,
             close_session=self.request_close,
+            spawn=self._tasks.spawn,
         )
         self._control_channels: set[ControlSink] = set()
         self._epoch: Epoch | None = None
@@ -168,6 +170,11 @@ class Session:
             self._close_task = asyncio.get_running_loop().create_task(
                 self.aclose(reason), name=f"session {self.id}:close"
             )
+            self._close_task.add_done_callback(self._closed_with)
+
+    def _closed_with(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("session %s: closing failed", self.id, exc_info=exc)
 
     async def aclose(self, reason: str = "closed") -> None:
         """Stop every task, end every track and connection, free buffers. Idempotent."""
@@ -181,10 +188,11 @@ class Session:
             self._video.close()
             self._h264.close()
             self._audio.close()
-            for channel in list(self._control_channels):
-                await channel.close(reason)
-            await self._connections.aclose()
-            await self._inference.call(self.portrait.close)
+            # Each step runs whatever the one before did: a control socket that fails or
+            # never answers its close must not keep the connections or the engine open.
+            await self._step("control sockets", _within(CLOSE_WAIT_S, self._close_channels(reason)))
+            await self._step("connections", self._connections.aclose())
+            await self._step("engine session", self._inference.call(self.portrait.close))
         finally:  # whatever failed above, the session is gone and its slot is free
             self._metrics.forget_session(self.id)
             self._epoch = None
@@ -192,6 +200,18 @@ class Session:
             self._ready.clear()
             self.closed.set()
             self._on_closed(self)
+
+    async def _close_channels(self, reason: str) -> None:
+        closing = [channel.close(reason) for channel in list(self._control_channels)]
+        for result in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(result, Exception):
+                logger.warning("session %s: a control socket failed to close: %r", self.id, result)
+
+    async def _step(self, what: str, step: Awaitable[object]) -> None:
+        try:
+            await step
+        except Exception:
+            logger.exception("session %s: closing its %s failed", self.id, what)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
         self.request_close(f"task {name} failed: {exc!r}")
@@ -452,3 +472,11 @@ class Session:
             "degraded": None if capacity is None else capacity.reason,
             "voice_emotion": self._voice_emotion,
         }
+
+
+async def _within(seconds: float, step: Awaitable[object]) -> None:
+    """``step``, given up on (cancelled) after ``seconds``."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except asyncio.TimeoutError:
+        logger.warning("gave up waiting %g s for a close", seconds)

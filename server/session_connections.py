@@ -3,7 +3,10 @@ viewers', each sent the session's video (its shared H.264 packets, or frames for
 encode) and returned voice. The broadcasts and the encoder are the session's
 (server.session); this module wires tracks to connections and closes them."""
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -16,6 +19,8 @@ from server.session_media import install_audio_buffer, sent_tracks
 from server.settings import ServerSettings
 from server.tracks import Broadcast, SubscriberTrack
 from server.video_encoder import h264_preferences, offers_h264
+
+logger = logging.getLogger(__name__)
 
 
 class SessionConnections:
@@ -32,10 +37,12 @@ class SessionConnections:
         encoder: H264Stream,
         on_microphone: Callable[[MediaStreamTrack], None],
         close_session: Callable[[str], None],
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task],
     ) -> None:
         """video: I420 frames (receivers without H.264); h264: ``encoder``'s packets;
         audio: the returned voice. on_microphone: the talker's audio track, once it comes;
-        close_session(reason): the talker's connection failed or closed."""
+        close_session(reason): the talker's connection failed or closed; spawn(coro, name):
+        the session's supervised tasks (server.tasks)."""
         self._settings = settings
         self._metrics = metrics
         self._video = video
@@ -44,6 +51,7 @@ class SessionConnections:
         self._encoder = encoder
         self._on_microphone = on_microphone
         self._close_session = close_session
+        self._spawn = spawn
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
         self.receive_buffer: AudioReceiveBuffer | None = None  # the talker's microphone's
@@ -128,7 +136,19 @@ class SessionConnections:
         except Exception as e:
             await self._drop_viewer(pc, tracks)
             raise OfferError(f"cannot answer the viewer offer: {e}") from e
+        self._spawn(self._connect_deadline(pc, tracks), "viewer-deadline")
         return pc.localDescription
+
+    async def _connect_deadline(self, pc: RTCPeerConnection, tracks: list[SubscriberTrack]) -> None:
+        """Drop a viewer not connected within ``connect_timeout_s`` (a tab closed right
+        after the answer, a NAT without TURN): aioice never gives up on a peer that does
+        not signal the end of its candidates, and the viewer would hold its slot."""
+        await asyncio.sleep(self._settings.connect_timeout_s)
+        if pc in self._viewers and pc.connectionState != "connected":
+            logger.info(
+                "viewer not connected after %g s: dropped", self._settings.connect_timeout_s
+            )
+            await self._drop_viewer(pc, tracks)
 
     async def _drop_viewer(self, pc: RTCPeerConnection, tracks: list[SubscriberTrack]) -> None:
         if pc in self._viewers:

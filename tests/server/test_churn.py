@@ -108,3 +108,36 @@ async def test_an_offer_that_fails_after_its_pipeline_opened_leaves_nothing(serv
     await peer.close()
     assert not server.evp.sessions and len(server.evp.inference.engine) == 0
     assert "evp_sessions 0.0" in server.evp.metrics.exposition().decode()
+
+
+class _StuckSocket:
+    """A control socket whose client never answers the close, then one that fails."""
+
+    def __init__(self, fails: bool) -> None:
+        self.fails = fails
+
+    def send(self, message: dict) -> None:
+        pass
+
+    async def close(self, reason: str) -> None:
+        if self.fails:
+            raise ConnectionResetError("the client went away")
+        await asyncio.sleep(3600)
+
+
+async def test_control_sockets_that_hang_or_fail_do_not_keep_a_session_open(server, speech):
+    peer = Peer(server.url, WavMicrophone(speech, SAMPLE_RATE))
+    await peer.talk()
+    await wait_for(lambda: len(peer.received.video_times) >= 5, timeout=10)  # connected
+    session = server.evp.sessions[peer.session_id]
+    session.add_control_channel(_StuckSocket(fails=False))
+    session.add_control_channel(_StuckSocket(fails=True))
+    connection = session._connections._pc
+    started = asyncio.get_running_loop().time()
+    await peer.close()
+    await wait_for(lambda: not server.evp.sessions, timeout=10)
+    # The silent one is given up on after CLOSE_WAIT_S (2 s), not aiohttp's 10 s, the
+    # failing one stops nothing, and the connection and engine session close all the same.
+    assert asyncio.get_running_loop().time() - started < 6
+    assert connection.connectionState == "closed"
+    assert session.closed.is_set()

@@ -1,7 +1,8 @@
 """Viewers share the session's one H.264 encode; receivers without H.264 still work."""
 
+import aiohttp
 import pytest
-from aiortc import RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpSender
 
 from engine.constants import SAMPLE_RATE
 from server.bench.client import Peer, WavMicrophone, wait_for
@@ -12,6 +13,11 @@ from tests.server.streams import assert_on_the_media_clock
 @pytest.fixture
 def load_engine():
     return FixedCostEngine.loader(0.005)  # fan-out does not need the real renderer
+
+
+@pytest.fixture
+def settings(make_settings, request):
+    return make_settings(**getattr(request, "param", {}))
 
 
 async def test_one_encode_serves_the_talker_and_every_viewer(server, speech):
@@ -46,4 +52,28 @@ async def test_one_encode_serves_the_talker_and_every_viewer(server, speech):
     finally:
         for peer in [*viewers, talker]:
             await peer.close()
+    await wait_for(lambda: not server.evp.sessions, timeout=10)
+
+
+@pytest.mark.parametrize("settings", [{"connect_timeout_s": 2.0}], indirect=True)
+async def test_a_viewer_that_never_connects_gives_its_slot_back(server, speech):
+    talker = Peer(server.url, WavMicrophone(speech, SAMPLE_RATE))
+    await talker.talk()
+    ghost = RTCPeerConnection()  # offers, takes the answer, never applies it: never connects
+    ghost.addTransceiver("video", direction="recvonly")
+    ghost.addTransceiver("audio", direction="recvonly")
+    await ghost.setLocalDescription(await ghost.createOffer())
+    url = f"{server.url}/api/sessions/{talker.session_id}/viewers?token={talker.token}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            offer = {"sdp": ghost.localDescription.sdp, "type": "offer"}
+            async with http.post(url, json=offer) as r:
+                assert r.status == 200, await r.text()
+        session = server.evp.sessions[talker.session_id]
+        assert session.viewer_count == 1
+        await wait_for(lambda: session.viewer_count == 0, timeout=5)
+        assert talker.session_id in server.evp.sessions  # the talker is not affected
+    finally:
+        await ghost.close()
+        await talker.close()
     await wait_for(lambda: not server.evp.sessions, timeout=10)
