@@ -88,6 +88,9 @@ class SessionConnections:
         pc.addTrack(self._audio.subscribe())
         if video not in sent_tracks(pc):
             pc.addTrack(video)
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":  # a camera the offer would send goes unread:
+                transceiver.direction = "sendonly"  # answered so that it is never sent
         await pc.setLocalDescription(await pc.createAnswer())
         return pc.localDescription
 

@@ -77,3 +77,24 @@ async def test_a_viewer_that_never_connects_gives_its_slot_back(server, speech):
         await ghost.close()
         await talker.close()
     await wait_for(lambda: not server.evp.sessions, timeout=10)
+
+
+@pytest.mark.parametrize("codec", ["video/H264", "video/VP8"])
+async def test_a_talker_offering_its_camera_is_answered_send_only(server, speech, codec):
+    from aiortc.mediastreams import VideoStreamTrack
+    from aiortc.sdp import SessionDescription
+
+    talker = Peer(server.url, WavMicrophone(speech, SAMPLE_RATE))
+    talker.pc.addTrack(VideoStreamTrack())  # the recvonly video transceiver becomes sendrecv
+    chosen = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == codec]
+    for transceiver in talker.pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(chosen)
+    try:
+        answer = SessionDescription.parse((await talker.talk())["sdp"])
+        video = [m for m in answer.media if m.kind == "video"]
+        assert [m.direction for m in video] == ["sendonly"]  # the camera is never sent
+        await wait_for(lambda: len(talker.received.video_times) >= 10, timeout=10)
+    finally:
+        await talker.close()
+    await wait_for(lambda: not server.evp.sessions, timeout=10)
