@@ -211,18 +211,26 @@ class Capacity:
     # ------------------------------------------------------------ the model
 
     def load_of(self, sessions: int, rung: int = 0) -> Load:
-        """The load of ``sessions`` served at ``LADDER[rung]``."""
-        cost, share = self.cost(), float(LADDER[rung])
+        """The load of ``sessions`` served at ``LADDER[rung]``, on what is measured now."""
+        return self._load(self._estimate(), sessions, rung)
+
+    def _estimate(self) -> tuple[FrameCost, float]:
+        """What the model runs on: the cost of a frame and the cores others keep busy.
+        Each scans the window, so ``update`` takes it once for all its questions."""
+        return self.cost(), self.outside_cores()
+
+    def _load(self, estimate: tuple[FrameCost, float], sessions: int, rung: int = 0) -> Load:
+        (cost, outside), share = estimate, float(LADDER[rung])
         frames = sessions * VIDEO_FPS * share
         return Load(
             pool=frames * cost.render_s / self.render_threads,
-            cpu=(frames * cost.cpu_s + self.outside_cores()) / self.cores,
+            cpu=(frames * cost.cpu_s + outside) / self.cores,
             serial=VIDEO_FPS * share * cost.frame_s if sessions else 0.0,
         )
 
-    def _fitting_rung(self, sessions: int) -> int:
+    def _fitting_rung(self, estimate: tuple[FrameCost, float], sessions: int) -> int:
         for rung in range(len(LADDER)):
-            if self.load_of(sessions, rung).worst < DEGRADED_TARGET:
+            if self._load(estimate, sessions, rung).worst < DEGRADED_TARGET:
                 return rung
         return len(LADDER) - 1
 
@@ -237,21 +245,22 @@ class Capacity:
                 queue.popleft()
         while len(self._samples) > 1 and self._samples[0][0] < horizon:
             self._samples.popleft()
-        self.sessions_fit = self._sessions_fit()
-        self._choose_rate(sessions, now)
-        self.load = self.load_of(sessions, self.rung)
+        estimate = self._estimate()
+        self.sessions_fit = self._sessions_fit(estimate)
+        self._choose_rate(estimate, sessions, now)
+        self.load = self._load(estimate, sessions, self.rung)
 
-    def _sessions_fit(self) -> int:
+    def _sessions_fit(self, estimate: tuple[FrameCost, float]) -> int:
         n = 0
-        while n < 64 and self.load_of(n + 1).worst < TARGET:
+        while n < 64 and self._load(estimate, n + 1).worst < TARGET:
             n += 1
         return n
 
-    def _choose_rate(self, sessions: int, now: float) -> None:
+    def _choose_rate(self, estimate: tuple[FrameCost, float], sessions: int, now: float) -> None:
         if not sessions:
             self._set_rung(0, None, now)
             return
-        misses, current = self.misses(), self.load_of(sessions, self.rung)
+        misses, current = self.misses(), self._load(estimate, sessions, self.rung)
         if now - self._changed_at < WINDOW_S:
             misses = 0.0  # the window still holds ticks of the change itself
         last = len(LADDER) - 1
@@ -261,7 +270,7 @@ class Capacity:
         # through the misses it causes. The CPU estimate still picks the rung.
         overloaded = max(current.pool, current.serial) > 1.0
         if self.rung < last and (misses >= MISS_LIMIT or overloaded):
-            rung = self._fitting_rung(sessions)
+            rung = self._fitting_rung(estimate, sessions)
             if misses >= MISS_LIMIT:
                 rung = max(rung, self.rung + 1)  # the model missed something: a rung at least
             wall = "pool" if current.pool >= current.serial else "serial"
@@ -275,7 +284,7 @@ class Capacity:
         if (
             self.rung > 0
             and now - self._changed_at >= HOLD_S
-            and self.load_of(sessions, self.rung - 1).worst < RECOVER * DEGRADED_TARGET
+            and self._load(estimate, sessions, self.rung - 1).worst < RECOVER * DEGRADED_TARGET
             and misses < MISS_LIMIT / 2
         ):
             self._set_rung(self.rung - 1, self.reason if self.rung > 1 else None, now)
