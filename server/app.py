@@ -341,6 +341,11 @@ class EvpServer:
         )
 
     async def list_avatars(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()  # reading every manifest is file I/O: off the loop
+        avatars = await loop.run_in_executor(None, self._avatar_listing)
+        return web.json_response({"default": self.settings.default_avatar, "avatars": avatars})
+
+    def _avatar_listing(self) -> list[dict]:
         avatars = []
         for name in self.avatars.names():
             try:
@@ -354,7 +359,7 @@ class EvpServer:
                 {k: getattr(manifest, k) for k in public}
                 | {"validation": manifest.validation, "face_box": [box.x, box.y, box.size]}
             )
-        return web.json_response({"default": self.settings.default_avatar, "avatars": avatars})
+        return avatars
 
     async def list_emotions(self, request: web.Request) -> web.Response:
         return web.json_response({"emotions": list(EMOTIONS)})
