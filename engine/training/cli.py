@@ -70,8 +70,6 @@ def _lips(args: argparse.Namespace) -> int:
         "lambda_spread": args.lambda_spread,
         "content_dropout": args.content_dropout,
         "emotion_fraction": args.emotion_fraction,
-        "teacher": None if args.teacher is None else str(args.teacher),
-        "lambda_teacher": args.lambda_teacher,
     }
     options = LipsOptions(
         seed=args.seed,
@@ -169,15 +167,6 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         lips.add_argument(f"--{name}", type=float, help=f"default: LipsOptions.{key}")
     lips.add_argument(
         "--reinit", action="store_true", help="fresh LSTM: no teacher pretraining (ablation)"
-    )
-    lips.add_argument(
-        "--teacher",
-        type=Path,
-        help="a trained checkpoint whose predictions are also a target (e.g. the EVP "
-        "window's, for the low-latency model); with --lambda-teacher",
-    )
-    lips.add_argument(
-        "--lambda-teacher", type=float, help="weight of --teacher's target (default: 0)"
     )
     lips.add_argument(
         "--mead",

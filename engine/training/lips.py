@@ -73,8 +73,6 @@ class LipsOptions:
     content_dropout: float = 0.3  # dropout on Ec's codes (regularises the small data)
     tune_content: bool = True  # also train Ec's fully connected layers (its convolutions
     # stay as the teacher stages left them: their features are computed once)
-    teacher: str | None = None  # a trained checkpoint (e.g. the EVP window's) whose
-    lambda_teacher: float = 0.0  # predictions on the same sequences are also a target
 
 
 def opening(faces: torch.Tensor) -> torch.Tensor:
@@ -174,47 +172,6 @@ def validation_figures(checkpoint: Checkpoint, clips: list[TalkingClip]) -> dict
     return {"val_r": float(np.mean(rs)), "val_amp": float(np.nanmean(amplitudes))}
 
 
-@dataclass
-class _Guide:
-    """A trained checkpoint's predictions as a second target (``LipsOptions.teacher``):
-    the same sequences through its own window, emotion space and networks, frozen. A
-    model with more look-ahead hears what the mouth is about to do; its predictions
-    are also free of the tracking's noise and each speaker's manner."""
-
-    checkpoint: Checkpoint
-    content: list[np.ndarray]  # per training clip, (T, content_dim) its Ec's codes
-    voice: np.ndarray  # (clips, emotion_dim) its Ee's code of each clip's speech
-    silence: np.ndarray  # (content_dim,) its Ec's code of digital silence
-    means: np.ndarray  # (8, emotion_dim) its emotion cluster means
-
-    @classmethod
-    def load(cls, options, train, speech, silence_of) -> "_Guide | None":
-        if options.teacher is None or not options.lambda_teacher:
-            return None
-        checkpoint = load_checkpoint(Path(options.teacher))
-        window = WindowSpec(checkpoint.config.lookahead_hops)
-        return cls(
-            checkpoint,
-            [encode_content(checkpoint, clip.windows(window)) for clip in train],
-            encode_emotions(checkpoint, speech).numpy(),
-            encode_content(checkpoint, silence_of(window))[0],
-            checkpoint.means.numpy(),
-        )
-
-    @property
-    def neutral(self) -> np.ndarray:
-        return self.means[EMOTIONS.index("neutral")]
-
-    def category(self, k: int, intensity: float) -> np.ndarray:
-        return self.neutral + intensity * (self.means[k] - self.neutral)
-
-    @torch.no_grad()
-    def predict(self, content: torch.Tensor, emotion: torch.Tensor, neutral: torch.Tensor):
-        model = self.checkpoint.model.eval()
-        displacement, _ = model.landmarks(content, emotion, model.identity(neutral))
-        return displacement
-
-
 def train_lips(
     talking: TalkingSet,
     run: Path,
@@ -265,11 +222,8 @@ def train_lips(
     draw = seconds / seconds.sum()  # every second of speech equally likely
     length = options.length
 
-    guide = _Guide.load(options, train, speech, silence_of=silent_window)
-
     def step(rng):
         cs, es, ids, targets, masks = [], [], [], [], []
-        guide_cs, guide_es = [], []
         for i in rng.choice(len(train), options.batch, p=draw):
             clip = train[i]
             start = int(rng.integers(0, max(1, clip.frames - length + 1)))
@@ -281,22 +235,15 @@ def train_lips(
                 intensity = rng.uniform(0.1, 1.0)
                 code = neutral_code + intensity * (means[k] - neutral_code)
                 expression = intensity * expressions.offsets[k]
-                guide_code = guide.category(k, intensity) if guide else None
-            elif rng.random() < options.voice_fraction:
-                code, guide_code = voice[i], guide.voice[i] if guide else None
             else:
-                code, guide_code = neutral_code, guide.neutral if guide else None
+                code = voice[i] if rng.random() < options.voice_fraction else neutral_code
             faces, codes_in, usable = pad(clip.targets), pad(content[i]), pad(clip.usable)
-            guide_in = pad(guide.content[i]) if guide else None
             if rng.random() < options.pause_fraction:
                 span_len = min(int(rng.integers(10, 31)), length // 2)  # 0.4-1.2 s
                 at = int(rng.integers(0, length - span_len + 1))
                 gap = slice(at, at + span_len)
                 faces, codes_in, usable = faces.copy(), codes_in.copy(), usable.copy()
                 faces[gap], codes_in[gap] = clip.neutral, silence
-                if guide:
-                    guide_in = guide_in.copy()
-                    guide_in[gap] = guide.silence
                 usable[at : at + settle] = False
                 usable[max(0, at + span_len - settle) : at + span_len + settle] = False
             neutral, faces = augment_identity(
@@ -308,25 +255,18 @@ def train_lips(
             ids.append(neutral)
             targets.append(faces - neutral[None] + iod * expression[None])
             masks.append(usable)
-            if guide:
-                guide_cs.append(guide_in)
-                guide_es.append(np.repeat(guide_code[None], length, axis=0))
         tensor = lambda x: torch.from_numpy(np.stack(x)).float()
         identity, e = tensor(ids), tensor(es)
         codes = model.content.fc(tensor(cs)) if options.tune_content else tensor(cs)
         codes = torch.nn.functional.dropout(codes, options.content_dropout, training=True)
         predicted, _ = model.landmarks(codes, e, model.identity(identity))
-        losses = lips_loss(
+        return lips_loss(
             predicted,
             tensor(targets),
             identity,
             torch.from_numpy(np.stack(masks)),
             options,
         )
-        if guide:
-            guided = guide.predict(tensor(guide_cs), tensor(guide_es), identity)
-            losses["teacher"] = options.lambda_teacher * ((predicted - guided) * 100).pow(2).mean()
-        return losses
 
     started = time.monotonic()
     loop = LoopOptions(steps=options.steps, lr=options.lr, seed=options.seed, signature=wanted)
