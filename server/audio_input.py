@@ -37,28 +37,29 @@ class Epoch:
     lead_s: float = 0.0  # all of it: frame k was made from input [k T - lead, (k + 1) T - lead)
 
 
-def next_epoch(
-    epoch: "Epoch | None",
-    media_start: float | None,
-    rate: int,
-    samples: int,
-    options: FrontEndOptions,
-) -> "tuple[Epoch | None, bool]":
-    """(the epoch an input frame of ``samples`` at ``rate`` continues, whether it is new):
-    a new one on the first frame, a change of rate or a gap too long to fill; (None,
-    False) for a frame overlapping what the epoch already has."""
-    if epoch is not None and rate == epoch.input_rate:
-        if media_start is None:
-            return epoch, False
-        gap = media_start - epoch.next_media_s
-        if gap < -AUDIO_PERIOD_S / 2:
-            return None, False
-        if gap <= MAX_GAP_FILL_S:
-            return epoch, False
+def continues(epoch: "Epoch | None", media_start: float | None, rate: int) -> bool | None:
+    """Whether an input frame starting at ``media_start`` at ``rate`` continues ``epoch``
+    (True), needs a new one (False: the first frame, a change of rate, a gap too long
+    to fill) or overlaps what the epoch already has (None: drop it)."""
+    if epoch is None or rate != epoch.input_rate:
+        return False
+    if media_start is None:
+        return True
+    gap = media_start - epoch.next_media_s
+    if gap < -AUDIO_PERIOD_S / 2:
+        return None
+    return gap <= MAX_GAP_FILL_S
+
+
+def new_epoch(
+    media_start: float | None, rate: int, samples: int, options: FrontEndOptions
+) -> Epoch:
+    """An epoch starting with an input frame of ``samples`` at ``rate`` (its front-end
+    takes a few milliseconds to build: the audio thread's work, not the event loop's)."""
     start = 0.0 if media_start is None else media_start
     frontend = AudioFrontEnd(rate, options)
     lead = packet_phase_lead(frontend.delay_seconds, samples / rate, rate)
-    fresh = Epoch(
+    return Epoch(
         frontend=frontend,
         pending_lead=lead,
         lead_s=lead / rate,
@@ -67,7 +68,6 @@ def next_epoch(
         next_media_s=start,
         input_rate=rate,
     )
-    return fresh, True
 
 
 def analyse(

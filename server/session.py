@@ -44,7 +44,7 @@ from engine.errors import EngineError
 from engine.pipeline.h264 import H264Stream
 from engine.pipeline.portrait import PortraitSession
 from engine.playout import PlayoutClock, PlayoutMargin
-from server.audio_input import RETURN_AUDIO_RATE, Epoch, analyse, next_epoch
+from server.audio_input import RETURN_AUDIO_RATE, Epoch, analyse, continues, new_epoch
 from server.capacity import Capacity
 from server.control import Command, ControlError, Flush
 from server.frame_stamp import loud_hops
@@ -297,7 +297,7 @@ class Session:
             if frame.pts is not None:
                 assert frame.time_base is not None  # aiortc's decoders set both
                 media_start = float(frame.pts * frame.time_base)
-            epoch = self._epoch_for(media_start, rate, planar.shape[1])
+            epoch = await self._epoch_for(media_start, rate, planar.shape[1])
             if epoch is None:
                 continue  # late duplicate or reordered frame: already covered
             gap = (
@@ -338,14 +338,22 @@ class Session:
             margin = self._margin.observe(now - due_at_zero_margin - frame.index / VIDEO_FPS, now)
         self._clock.delay_s = self._base_delay_s + margin
 
-    def _epoch_for(self, media_start: float | None, rate: int, samples: int) -> Epoch | None:
-        """The epoch this input frame continues (server.audio_input.next_epoch); a new
-        epoch gets a fresh history and playout."""
-        epoch, new = next_epoch(self._epoch, media_start, rate, samples, self._frontend_options)
-        if new:
-            self._epoch = epoch
-            self._history = AudioHistory(RETURN_AUDIO_RATE)
-            self._reset_playout()
+    async def _epoch_for(self, media_start: float | None, rate: int, samples: int) -> Epoch | None:
+        """The epoch this input frame continues (server.audio_input.continues), or a new
+        one, built on the audio thread, with a fresh history and playout."""
+        verdict = continues(self._epoch, media_start, rate)
+        if verdict is None:
+            return None
+        if verdict and self._epoch is not None:
+            return self._epoch
+        options = self._frontend_options
+        loop = asyncio.get_running_loop()
+        epoch = await loop.run_in_executor(
+            self._analysis, new_epoch, media_start, rate, samples, options
+        )
+        self._epoch = epoch
+        self._history = AudioHistory(RETURN_AUDIO_RATE)
+        self._reset_playout()
         return epoch
 
     def _count_repairs(self, report: PcmReport) -> None:
