@@ -28,7 +28,7 @@ from engine.avatar.bundle import Avatar
 from engine.constants import SAMPLE_RATE, VIDEO_FPS, WEBRTC_SAMPLE_RATE
 from engine.emotion_state import EmotionState
 from engine.errors import EngineError
-from engine.pipeline.portrait import PortraitEngine
+from engine.pipeline.portrait import PortraitEngine, PortraitSession
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +107,19 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
 
 
-def _render(audio, path: Path, engine, session, crf: int, started: float):
+def _render(
+    audio: np.ndarray,
+    path: Path,
+    engine: PortraitEngine,
+    session: PortraitSession,
+    crf: int,
+    started: float,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Stream ``audio`` through the session into an MP4 at ``path``; returns the frontal
     landmarks and emotion codes of every frame."""
     frontend = AudioFrontEnd(WEBRTC_SAMPLE_RATE, FrontEndOptions(window=engine.window))
-    frontal, codes = [], []
+    frontal: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
     try:
         container = av.open(str(path), mode="w", format="mp4")
     except av.error.FFmpegError as e:
@@ -135,7 +143,9 @@ def _render(audio, path: Path, engine, session, crf: int, started: float):
 class _Writer:
     """H.264 video at 25 fps and AAC audio from 0 s into one MP4 container."""
 
-    def __init__(self, container, size: tuple[int, int], crf: int) -> None:
+    def __init__(
+        self, container: av.container.OutputContainer, size: tuple[int, int], crf: int
+    ) -> None:
         self._container = container
         self._video = container.add_stream("libx264", rate=VIDEO_FPS)
         self._video.width, self._video.height = size
@@ -167,7 +177,7 @@ class _Writer:
         self._mux(self._video.encode(None))
         self._mux(self._audio.encode(None))
 
-    def _mux(self, packets) -> None:
+    def _mux(self, packets: list[av.Packet]) -> None:
         for packet in packets:
             self._container.mux(packet)
 
