@@ -15,6 +15,7 @@ import pytest
 
 from engine.constants import SAMPLE_RATE
 from server.bench.client import Peer, WavMicrophone, wait_for
+from server.session_clocks import VOICE_LEAD_S
 from tests.server.streams import assert_on_the_media_clock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,12 +81,14 @@ async def test_real_speech_round_trip(server, speech):
         s["latency_ms"] is not None and s["latency_ms"] / 1000 < delay_s + 0.02 for s in stats
     )
 
-    # The returned audio is our speech, delayed by the pipeline delay plus the transport:
-    # this client's aiortc audio receiver prefetches 4 packets (80 ms; the server's own
-    # receive buffer hands packets on in order at once), Opus adds ~7 ms each way and the
-    # 20 ms send tick up to 20 ms.
+    # The returned audio is our speech, delayed by the pipeline delay less the voice's
+    # lead over the media time due (server.session_clocks.VOICE_LEAD_S), plus the
+    # transport: this client's aiortc audio receiver prefetches 4 packets (80 ms; the
+    # server's own receive buffer hands packets on in order at once), Opus adds ~7 ms
+    # each way and the 20 ms send tick up to 20 ms.
     lag = peer.returned_audio_lag(mic, speech, SAMPLE_RATE)
-    assert delay_s + 0.1 <= lag <= delay_s + 0.25, (
+    sent_s = delay_s - VOICE_LEAD_S
+    assert sent_s + 0.1 <= lag <= sent_s + 0.25, (
         f"returned audio lags {lag:.2f} s, pipeline delay {delay_s:.3f} s"
     )
 
