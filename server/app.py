@@ -202,7 +202,7 @@ class EvpServer:
             )
         try:
             body = json.loads(await request.text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:  # bad JSON or text, too deep or long a number
             reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
             raise OfferError(
                 f'the body must be JSON like {{"sdp": ..., "type": "offer"}}: {reason}'

@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         where = f": {e.filename}" if e.filename else ""
-        print(f"evp: {e.strerror or e}{where} (--verbose shows where)", file=sys.stderr)
+        problem = e.strerror or str(e) or type(e).__name__  # a timeout says nothing itself
+        print(f"evp: {problem}{where} (--verbose shows where)", file=sys.stderr)
         return 2
 
 

@@ -51,6 +51,7 @@ from server.frame_stamp import loud_hops
 from server.inference import InferenceWorker
 from server.media import AudioHistory, audio_frame_to_planar, yuv420p_frame
 from server.metrics import ServerMetrics
+from server.offer import OfferError
 from server.session_clocks import return_voice, video_clock
 from server.session_connections import SessionConnections
 from server.session_control import ControlSink, command_emotion
@@ -138,6 +139,7 @@ class Session:
         self._stats = SessionStats()
         self._last_audio_at: float | None = None
         self._close_task: asyncio.Task | None = None
+        self._flushes = 0  # an epoch built across a flush is dropped (_epoch_for)
         self._closing = False
         self.closed = asyncio.Event()
 
@@ -149,7 +151,9 @@ class Session:
 
     async def add_viewer(self, sdp: str) -> RTCSessionDescription:
         """Answer a receive-only offer with this session's video and audio. Raises
-        OfferError on bad offers or at the most viewers."""
+        OfferError on bad offers, at the most viewers or while the session closes."""
+        if self._closing:
+            raise OfferError("this session is closing; ask the talker for a new link")
         return await self._connections.add_viewer(sdp)
 
     def attach_microphone(self, track: MediaStreamTrack) -> None:
@@ -251,6 +255,7 @@ class Session:
 
     def _flush(self) -> None:
         """Drop queued audio and analysis: playout returns to idle until new audio."""
+        self._flushes += 1
         self._epoch = None
         self._history = None
         self._reset_playout()
@@ -348,9 +353,12 @@ class Session:
             return self._epoch
         options = self._frontend_options
         loop = asyncio.get_running_loop()
+        flushes = self._flushes
         epoch = await loop.run_in_executor(
             self._analysis, new_epoch, media_start, rate, samples, options
         )
+        if self._flushes != flushes:
+            return None  # a flush came while it was built: this frame was before it
         self._epoch = epoch
         self._history = AudioHistory(RETURN_AUDIO_RATE)
         self._reset_playout()

@@ -28,7 +28,9 @@ TICK_AFTER_DUE_S = 0.0005
 # the packet sent with that face starts at m + 20 ms: the voice is read 40 ms (half a
 # video frame and one packet) past the media time due. Measured in Chromium (`evp bench
 # av-sync`): face minus voice -38 / -48 ms (talk / watch page) reading at m, -9 / -8
-# reading at m + 40 ms.
+# reading at m + 40 ms. The voice then needs the input through m + 40 ms at the tick of
+# m: the look-ahead (and 1.5 ms) before the frame shown needs its own, so the margin that
+# keeps frames on time (engine.playout) keeps the voice on time too.
 VOICE_LEAD_S = VIDEO_PERIOD_S / 2 + AUDIO_PERIOD_S
 CROSSFADE_S = 0.0025  # when the returned voice's read position jumps
 MAX_AUDIO_SLIP = round(RETURN_AUDIO_RATE * 0.001)  # samples it may drift from the clock

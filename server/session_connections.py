@@ -54,6 +54,7 @@ class SessionConnections:
         self._spawn = spawn
         self._pc = self._new_peer_connection()
         self._viewers: set[RTCPeerConnection] = set()
+        self._microphone_attached = False
         self.receive_buffer: AudioReceiveBuffer | None = None  # the talker's microphone's
 
     @property
@@ -71,7 +72,8 @@ class SessionConnections:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
+            if track.kind == "audio" and not self._microphone_attached:
+                self._microphone_attached = True  # one microphone: others go unread
                 self._on_microphone(track)
 
         @pc.on("connectionstatechange")
@@ -135,11 +137,13 @@ class SessionConnections:
             for track in tracks:
                 if track not in sent_tracks(pc):
                     pc.addTrack(track)
+            for transceiver in pc.getTransceivers():
+                transceiver.direction = "sendonly"  # a viewer's camera or microphone: unread
             await pc.setLocalDescription(await pc.createAnswer())
+            self._spawn(self._connect_deadline(pc, tracks), "viewer-deadline")
         except Exception as e:
             await self._drop_viewer(pc, tracks)
             raise OfferError(f"cannot answer the viewer offer: {e}") from e
-        self._spawn(self._connect_deadline(pc, tracks), "viewer-deadline")
         return pc.localDescription
 
     async def _connect_deadline(self, pc: RTCPeerConnection, tracks: list[SubscriberTrack]) -> None:
@@ -151,7 +155,10 @@ class SessionConnections:
             logger.info(
                 "viewer not connected after %g s: dropped", self._settings.connect_timeout_s
             )
-            await self._drop_viewer(pc, tracks)
+            try:
+                await self._drop_viewer(pc, tracks)
+            except Exception:  # one viewer's connection must not take the session down
+                logger.exception("closing a viewer that never connected failed")
 
     async def _drop_viewer(self, pc: RTCPeerConnection, tracks: list[SubscriberTrack]) -> None:
         if pc in self._viewers:
@@ -162,9 +169,13 @@ class SessionConnections:
         await pc.close()
 
     async def aclose(self) -> None:
-        """Close every viewer's connection, then the talker's."""
-        for pc in list(self._viewers):
-            await pc.close()
-        self._metrics.viewers.dec(len(self._viewers))
+        """Close every viewer's connection, then the talker's (each whatever the others
+        did)."""
+        viewers = list(self._viewers)
+        self._metrics.viewers.dec(len(viewers))
         self._viewers.clear()
+        closed = await asyncio.gather(*(pc.close() for pc in viewers), return_exceptions=True)
+        for result in closed:
+            if isinstance(result, Exception):
+                logger.warning("a viewer's connection failed to close: %r", result)
         await self._pc.close()

@@ -162,6 +162,8 @@ async def test_bad_requests_get_clear_errors(server):
         assert status == 400 and "cannot parse the SDP offer (AssertionError)" in body["error"]
         status, body = await post("[" * 5000, raw=True)
         assert status == 400 and "nested too deeply" in body["error"]
+        status, body = await post('{"type": "offer", "n": ' + "9" * 5000 + "}", raw=True)
+        assert status == 400 and "digits" in body["error"]  # Python's limit on int digits
         watcher = Peer(server.url, None)  # receive-only: sends no microphone
         await watcher.pc.setLocalDescription(await watcher.pc.createOffer())
         status, body = await post({"type": "offer", "sdp": watcher.pc.localDescription.sdp})

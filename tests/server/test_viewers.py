@@ -98,3 +98,28 @@ async def test_a_talker_offering_its_camera_is_answered_send_only(server, speech
     finally:
         await talker.close()
     await wait_for(lambda: not server.evp.sessions, timeout=10)
+
+
+async def test_a_viewer_sending_media_and_a_second_microphone_are_left_unread(server, speech):
+    from aiortc.mediastreams import VideoStreamTrack
+    from aiortc.sdp import SessionDescription
+
+    talker = Peer(server.url, WavMicrophone(speech, SAMPLE_RATE))
+    talker.pc.addTrack(WavMicrophone(speech, SAMPLE_RATE))  # a second microphone
+    viewer = Peer(server.url, None)
+    viewer.pc.addTrack(VideoStreamTrack())  # a viewer that would send its camera...
+    viewer.pc.addTrack(WavMicrophone(speech, SAMPLE_RATE))  # ...and its microphone
+    try:
+        await talker.talk()
+        answer = SessionDescription.parse(
+            (await viewer.watch(talker.session_id, talker.token))["sdp"]
+        )
+        assert {m.direction for m in answer.media} == {"sendonly"}  # nothing of it is read
+        await wait_for(lambda: len(viewer.received.video_times) >= 5, timeout=10)
+        session = server.evp.sessions[talker.session_id]
+        assert session.task_count == 6  # video, audio, stats, watchdog, one receive-audio, and
+        # the viewer's connect deadline: the second microphone is not analysed
+    finally:
+        await viewer.close()
+        await talker.close()
+    await wait_for(lambda: not server.evp.sessions, timeout=10)
