@@ -69,7 +69,7 @@ def in_range(low: float, high: float, unit: str) -> Callable[[str], float]:
 
 
 def port(text: str) -> int:
-    return _number(text, int, lambda v: 0 <= v <= 65535, "a TCP port, 0 to 65535")
+    return _number(text, int, lambda v: 1 <= v <= 65535, "a TCP port, 1 to 65535")
 
 
 def ice_server(text: str) -> str:
@@ -82,3 +82,14 @@ def ice_server(text: str) -> str:
             f"(turns: for TLS), got {text!r} ({e})"
         ) from e
     return text
+
+
+def turn_problem(urls: list[str], username: str | None, credential: str | None) -> str | None:
+    """Why these ICE options cannot work together, or None: a TURN server needs both
+    credentials (aioice would fail to allocate and say nothing), and credentials need one."""
+    turn = [url for url in urls if url.startswith("turn")]
+    if turn and not (username and credential):
+        return f"TURN server {turn[0]} needs --ice-username and --ice-credential"
+    if (username or credential) and not turn:
+        return "--ice-username/--ice-credential are for a TURN server: add --ice-server turn:HOST"
+    return None

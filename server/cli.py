@@ -41,6 +41,7 @@ from server.arguments import (
     max_sessions,
     packets,
     port,
+    turn_problem,
     whole_between,
 )
 from server.bench.cli import add_bench_commands as add_server_bench_commands
@@ -56,6 +57,8 @@ def _serve(args: argparse.Namespace) -> int:
     from engine.playout import MarginPolicy
     from server.app import create_app
 
+    if problem := turn_problem(args.ice_server, args.ice_username, args.ice_credential):
+        raise EngineError(problem)
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -66,6 +69,8 @@ def _serve(args: argparse.Namespace) -> int:
         render_threads=args.render_threads,
         max_viewers=args.max_viewers,
         ice_servers=tuple(args.ice_server),
+        ice_username=args.ice_username,
+        ice_credential=args.ice_credential,
         media_timeout_s=args.media_timeout,
         receive_buffer_packets=args.receive_buffer,
         model=args.model,
@@ -122,6 +127,8 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="STUN/TURN server URL for peers outside this host's networks (repeatable)",
     )
+    serve.add_argument("--ice-username", help="TURN username (with --ice-credential)")
+    serve.add_argument("--ice-credential", help="TURN password (with --ice-username)")
     serve.add_argument(
         "--media-timeout",
         type=in_range(1, 3600, "seconds"),

@@ -62,8 +62,7 @@ class SessionConnections:
         return len(self._viewers)
 
     def _new_peer_connection(self) -> RTCPeerConnection:
-        servers = [RTCIceServer(url) for url in self._settings.ice_servers]
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        return RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self._settings)))
 
     async def accept_offer(self, sdp: str) -> RTCSessionDescription:
         """Apply the talker's offer and return our answer. Raises OfferError on bad offers."""
@@ -179,3 +178,13 @@ class SessionConnections:
             if isinstance(result, Exception):
                 logger.warning("a viewer's connection failed to close: %r", result)
         await self._pc.close()
+
+
+def ice_servers(settings: ServerSettings) -> list[RTCIceServer]:
+    """The STUN and TURN servers of ``settings``, TURN with its credentials."""
+    return [
+        RTCIceServer(url, settings.ice_username, settings.ice_credential)
+        if url.startswith("turn")
+        else RTCIceServer(url)
+        for url in settings.ice_servers
+    ]

@@ -28,6 +28,9 @@ class ServerSettings:
     """Receive-only viewers per session."""
     ice_servers: tuple[str, ...] = ()
     """STUN/TURN URLs handed to aiortc. Empty: host candidates only (LAN, localhost)."""
+    ice_username: str | None = None
+    ice_credential: str | None = None
+    """The TURN servers' long-term credentials (every turn: and turns: URL uses them)."""
     media_timeout_s: float = 10.0
     """A session whose peer sends no audio for this long is closed."""
     connect_timeout_s: float = 15.0
