@@ -194,7 +194,7 @@ class Session:
             self._audio.close()
             # Each step runs whatever the one before did: a control socket that fails or
             # never answers its close must not keep the connections or the engine open.
-            await self._step("control sockets", _within(CLOSE_WAIT_S, self._close_channels(reason)))
+            await self._close_channels(reason)
             await self._step("connections", self._connections.aclose())
             await self._step("engine session", self._inference.call(self.portrait.close))
         finally:  # whatever failed above, the session is gone and its slot is free
@@ -206,8 +206,16 @@ class Session:
             self._on_closed(self)
 
     async def _close_channels(self, reason: str) -> None:
+        """Close the control sockets together, giving up on silent ones after CLOSE_WAIT_S."""
         closing = [channel.close(reason) for channel in list(self._control_channels)]
-        for result in await asyncio.gather(*closing, return_exceptions=True):
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*closing, return_exceptions=True), CLOSE_WAIT_S
+            )
+        except asyncio.TimeoutError:
+            logger.warning("session %s: gave up closing its control sockets", self.id)
+            return
+        for result in results:
             if isinstance(result, Exception):
                 logger.warning("session %s: a control socket failed to close: %r", self.id, result)
 
@@ -488,11 +496,3 @@ class Session:
             "degraded": None if capacity is None else capacity.reason,
             "voice_emotion": self._voice_emotion,
         }
-
-
-async def _within(seconds: float, step: Awaitable[object]) -> None:
-    """``step``, given up on (cancelled) after ``seconds``."""
-    try:
-        await asyncio.wait_for(step, seconds)
-    except asyncio.TimeoutError:
-        logger.warning("gave up waiting %g s for a close", seconds)

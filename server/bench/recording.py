@@ -15,33 +15,22 @@ too. Agreement with the live report is the check.
 
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from engine.constants import SAMPLE_RATE
-from server.bench.analysis import Bursts, clean_stamps, onset_stamp, percentiles_ms, sound_onsets
+from server.bench.analysis import clean_stamps, onset_stamp, percentiles_ms, sound_onsets
 from server.frame_stamp import read_stamp
 
 if TYPE_CHECKING:
-    from server.bench.client import Peer, WavMicrophone
+    from server.bench.live_session import BenchSession
 
 RATE = SAMPLE_RATE
 
 
-class RecordedSession(Protocol):
-    """What is written of a session: server.bench.live's BenchSession (not imported here,
-    since it imports this module)."""
-
-    microphone: "WavMicrophone"
-    bursts: Bursts
-    peer: "Peer"
-    pictures: list[np.ndarray]  # every received luma plane
-    times: list[float]  # their arrival times
-
-
-def write_recording(session: RecordedSession, path: Path) -> None:
+def write_recording(session: "BenchSession", path: Path) -> None:
     """Write ``session``'s (a BenchSession recorded with ``record=True``) streams."""
     started = session.microphone.started_at
     sent = session.bursts.signal
@@ -69,7 +58,7 @@ def write_recording(session: RecordedSession, path: Path) -> None:
 
 
 def _write(
-    session: RecordedSession, partial: Path, started: float, stereo: np.ndarray, length: int
+    session: "BenchSession", partial: Path, started: float, stereo: np.ndarray, length: int
 ) -> None:
     height, width = session.pictures[0].shape
     with av.open(str(partial), mode="w") as container:
