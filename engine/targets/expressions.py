@@ -3,16 +3,26 @@
     expression_features(frontal68)   (..., 8) named measures of a face, in IOD (FEATURES)
     reference_expressions(mead_dir)  per MEAD identity, each emotion's feature displacement
                                      from that identity's neutral: the real reference
-    expression_offsets(mead_dir, exclude)  (8, 68, 2) the same as landmark offsets in IOD,
-                                     averaged over identities: the lips stage's targets
+    expression_offsets(mead_dir, exclude, wild_dir, neutral_dirs)
+                                     (8, 68, 2) the same as landmark offsets in IOD,
+                                     averaged over every identity that shows the emotion
+                                     (MEAD and emotion_wild): the lips stage's targets
+    population_neutral(neutral_dirs) (68, 2) the median neutral face of many speakers
     estimate_offsets(mead_dir)       (8, 68, 2) landmark offsets for the teacher targets
 
-Estimated from MEAD clips: for every identity, the mean frontal landmarks of each emotion
-minus that identity's neutral mean (so identity shape cancels), then averaged over
-identities. Applied to any face's frontal landmarks with an intensity in [0, 1].
-Per-frame speech motion averages out over a clip; what remains is the expression.
+Estimated from real clips: for every identity, the median frontal landmarks of each
+emotion minus that identity's own neutral (so identity shape cancels), then averaged over
+identities. An identity filmed in one emotion only (emotion_wild, MEAD clips without
+their neutral) is measured against the population's neutral face instead: the median
+over the speakers of natural, calm speech (talking clips). That leaves the person's own
+face shape in their displacement (on the two MEAD identities with both, the
+population-based displacement keeps cosine 0.79-0.96 with the own-neutral one for M030,
+0.19-0.82 for W009; docs/models.md), which averaging over identities shrinks.
+Applied to any face's frontal landmarks with an intensity in [0, 1]. Per-frame speech
+motion averages out over a clip; what remains is the expression.
 """
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.constants import EMOTIONS, N_LANDMARKS
+from engine.data.emotion_wild import load_wild
+from engine.data.labels import to_mead_emotion
 from engine.data.mead import load_mead
 from engine.errors import EngineError
 from engine.face.tracking import track_video
@@ -36,6 +48,25 @@ FEATURES = (
     "eyes_open",  # eyelids apart
     "jaw_down",  # chin below the eyes
 )
+
+
+#: Emotions whose opening is part of the expression: surprise drops the jaw (FACS AU26).
+OPEN_EMOTIONS = ("surprised",)
+UPPER_LIP = [49, 50, 51, 52, 53, 61, 62, 63]
+LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
+CHIN = list(range(5, 12))
+CHIN_SHARE = np.array([0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5])  # the chin's points 5..11
+
+
+UPPER_FACE = list(range(17, 27)) + list(range(36, 48))  # brows and eyes
+
+
+def region_gains(upper: float, lower: float) -> np.ndarray:
+    """(68, 1) a gain per landmark: ``upper`` for the brows and eyes, ``lower`` for the
+    mouth, nose and jaw (how much stronger than a real face the lips stage draws each)."""
+    gains = np.full((N_LANDMARKS, 1), float(lower))
+    gains[UPPER_FACE] = upper
+    return gains
 
 
 def expression_features(frontal68: np.ndarray) -> np.ndarray:
@@ -100,23 +131,83 @@ def _in_iod(frontal: np.ndarray) -> np.ndarray:
     return frontal / iod[:, None, None]
 
 
+def _median_face(path: Path, cache_dir: Path | None) -> np.ndarray:
+    """(68, 2) the median over a clip's tracked frames of its frontal landmarks in IOD."""
+    track = track_video(path, cache_dir=cache_dir)
+    return np.median(_in_iod(track.frontal68[track.valid][..., :2].astype(np.float64)), axis=0)
+
+
+def population_neutral(
+    neutral_dirs: list[Path], exclude: frozenset[str], cache_dir: Path | None = None
+) -> np.ndarray:
+    """(68, 2) in IOD: the median over speakers (engine.data.speakers groups, those in
+    ``exclude`` and MEAD's acted clips left out) of each one's median face in calm speech."""
+    from engine.data.speakers import speaker_group
+
+    per_speaker: dict[str, list[np.ndarray]] = defaultdict(list)
+    for folder in neutral_dirs:
+        for path in sorted(Path(folder).glob("*.mp4")):
+            group = speaker_group(path.stem)
+            if "MEAD" in path.stem or group in exclude:
+                continue
+            per_speaker[group].append(_median_face(path, cache_dir))
+    if not per_speaker:
+        raise EngineError(f"no talking clips under {[str(d) for d in neutral_dirs]}")
+    return np.median([np.median(faces, axis=0) for faces in per_speaker.values()], axis=0)
+
+
+_MEAD_TALKING = re.compile(r"MEAD_([MW]\d{3})_level_\d_([a-z]+)_\d+$")
+
+
+def _mead_among_talking(folders: tuple[Path, ...]) -> list[tuple[str, str, Path]]:
+    """(identity, emotion, path) of the MEAD clips among the talking clips (emotional
+    speech without the speaker's neutral), e.g. spectre_MEAD_M026_level_3_disgusted_018."""
+    found = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*MEAD_*.mp4")):
+            if match := _MEAD_TALKING.search(path.stem):
+                found.append((f"mead-{match[1]}", to_mead_emotion(match[2]), path))
+    return found
+
+
 def expression_offsets(
-    mead_dir: Path, exclude: frozenset[str] = frozenset(), cache_dir: Path | None = None
+    mead_dir: Path,
+    exclude: frozenset[str] = frozenset(),
+    cache_dir: Path | None = None,
+    wild_dir: Path | None = None,
+    neutral_dirs: tuple[Path, ...] = (),
 ) -> "ExpressionOffsets":
     """(8, 68, 2) offsets in IOD units, averaged over the identities not in ``exclude``:
-    what the landmark stage is taught to add for each emotion at intensity 1."""
+    what the landmark stage is taught to add for each emotion at intensity 1. MEAD
+    identities with a neutral clip are measured from it; emotion_wild's (``wild_dir``,
+    labels checked by eye: engine.data.emotion_wild) from the population neutral of the
+    talking clips in ``neutral_dirs``, which wild_dir needs."""
     per = _per_identity(mead_dir, _in_iod, cache_dir, exclude)
+    if wild_dir is not None:
+        if not neutral_dirs:
+            raise EngineError("emotion_wild clips need talking clips for the population neutral")
+        population = population_neutral(list(neutral_dirs), exclude, cache_dir)
+        shown: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+        clips = [(c.identity, c.emotion, c.path) for c in load_wild(wild_dir)]
+        clips += _mead_among_talking(neutral_dirs)
+        for identity, emotion, path in clips:
+            if identity not in exclude and identity not in per and emotion != "neutral":
+                shown[identity][emotion].append(_median_face(path, cache_dir))
+        for identity, emotions in shown.items():
+            per[identity] = {e: np.mean(f, axis=0) - population for e, f in emotions.items()}
     if not per:
         raise EngineError(
             f"no MEAD identity under {mead_dir} outside {sorted(exclude)} has a neutral "
             "clip and emotion clips: the expression targets need at least one"
         )
     offsets = np.zeros((len(EMOTIONS), N_LANDMARKS, 2))
+    counts = {}
     for k, emotion in enumerate(EMOTIONS):
-        shown = [d[emotion] for d in per.values() if emotion in d]
-        if shown:
-            offsets[k] = np.mean(shown, axis=0)
-    return ExpressionOffsets(offsets, len(per), tuple(sorted(per)))
+        shown_by = [d[emotion] for d in per.values() if emotion in d]
+        counts[emotion] = len(shown_by)
+        if shown_by and emotion != "neutral":
+            offsets[k] = np.mean(shown_by, axis=0)
+    return ExpressionOffsets(offsets, len(per), tuple(sorted(per)), counts)
 
 
 @dataclass(frozen=True)
@@ -126,6 +217,23 @@ class ExpressionOffsets:
     offsets: np.ndarray
     identities: int
     names: tuple[str, ...] = ()  # the identities averaged, where known
+    per_emotion: dict[str, int] | None = None  # how many identities show each emotion
+
+    def closed(self, keep: tuple[str, ...] = OPEN_EMOTIONS) -> "ExpressionOffsets":
+        """The same offsets with the mouth's opening taken out of every emotion but those
+        in ``keep``: the lips brought together around their middle (the upper lip down and
+        the lower lip and chin up by half the inner-lip gap the emotion adds each), so the
+        corners keep their height against the lips' middle. A clip's median face still
+        opens the mouth as far as its speech does; scaled by the lips stage's expression
+        gain, that would hold the mouth open in silence, and the opening is the speech's."""
+        out = self.offsets.copy()
+        for k, emotion in enumerate(EMOTIONS):
+            if emotion not in keep:
+                half = (out[k, 66, 1] - out[k, 62, 1]) / 2
+                out[k, UPPER_LIP, 1] += half
+                out[k, LOWER_LIP, 1] -= half
+                out[k, CHIN, 1] -= half * CHIN_SHARE
+        return ExpressionOffsets(out, self.identities, self.names, self.per_emotion)
 
     def apply(self, frontal68: np.ndarray, emotion: str, intensity: float = 1.0) -> np.ndarray:
         """(..., 68, 2+) frontal landmarks -> the same with the emotion's offset added to x, y."""

@@ -60,9 +60,8 @@ def _lips(args: argparse.Namespace) -> int:
             f"evp train lips: no landmarks checkpoint at {start}; run `evp train landmarks` "
             "into --run first, or pass --from (e.g. engine/model/weights/evp-a2l.safetensors)"
         )
-    talking = load_talking(
-        args.clips or [SHARED / "talking2", SHARED / "talking"], shift=not args.no_offsets
-    )
+    clips = args.clips or [SHARED / "talking2", SHARED / "talking"]
+    talking = load_talking(clips, shift=not args.no_offsets)
     given = {
         "steps": args.steps,
         "lr": args.lr,
@@ -70,6 +69,8 @@ def _lips(args: argparse.Namespace) -> int:
         "lambda_spread": args.lambda_spread,
         "content_dropout": args.content_dropout,
         "emotion_fraction": args.emotion_fraction,
+        "expression_gain": args.expression_gain,
+        "mouth_gain": args.mouth_gain,
     }
     options = LipsOptions(
         seed=args.seed,
@@ -77,7 +78,14 @@ def _lips(args: argparse.Namespace) -> int:
         tune_content=not args.frozen_content,
         **{k: v for k, v in given.items() if v is not None},
     )
-    expressions = expression_offsets(args.mead, exclude=HELDOUT_GROUPS)
+    expressions = expression_offsets(
+        args.mead,
+        exclude=HELDOUT_GROUPS,
+        wild_dir=args.emotion_wild,
+        neutral_dirs=tuple(clips) if args.emotion_wild else (),
+    )
+    if options.expression_gain != 1 or options.mouth_gain != 1:
+        expressions = expressions.closed()  # drawn stronger: the opening stays the speech's
     out = train_lips(talking, args.run, options, start, expressions)
     stage = load_checkpoint(out).info["stages"]["lips"]
     summary = {k: stage[k] for k in ("steps", "seconds", "final_losses", "train_groups")}
@@ -162,7 +170,14 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         help="folder of talking clips with their own audio (repeatable; default: "
         "../shared/data/talking2 and talking)",
     )
-    for name in ("lambda-opening", "lambda-spread", "content-dropout", "emotion-fraction"):
+    for name in (
+        "lambda-opening",
+        "lambda-spread",
+        "content-dropout",
+        "emotion-fraction",
+        "expression-gain",
+        "mouth-gain",
+    ):
         key = name.replace("-", "_")
         lips.add_argument(f"--{name}", type=float, help=f"default: LipsOptions.{key}")
     lips.add_argument(
@@ -174,6 +189,13 @@ def add_train_commands(commands: argparse._SubParsersAction) -> None:
         default=SHARED / "mead",
         help="MEAD clips whose expressions the emotions are taught (held-out identities "
         "of engine.data.speakers are left out)",
+    )
+    lips.add_argument(
+        "--emotion-wild",
+        type=Path,
+        help="also average the expressions of these emotion_wild clips' identities, measured "
+        "against the talking clips' population neutral (measured, not shipped: "
+        "docs/models.md)",
     )
     lips.add_argument("--frozen-content", action="store_true", help="keep Ec as is (ablation)")
     lips.add_argument(

@@ -47,7 +47,7 @@ from engine.errors import EngineError
 from engine.evaluation.lipsync import MAX_LAG_S, amplitude_ratio
 from engine.model.checkpoint import Checkpoint, load_checkpoint, new_checkpoint, save_checkpoint
 from engine.model.emotion_space import MIN_CLIP_HOPS
-from engine.targets.expressions import ExpressionOffsets
+from engine.targets.expressions import ExpressionOffsets, region_gains
 from engine.targets.sync import best_lag
 from engine.targets.visemes import frame_times, inner_lip_opening
 from engine.training.loop import LoopOptions, run_loop
@@ -69,6 +69,13 @@ class LipsOptions:
     reinit: bool = False  # fresh identity MLP + LSTM: no teacher pretraining
     voice_fraction: float = 0.5
     emotion_fraction: float = 0.25  # sequences shown a set emotion, with its real expression
+    # ... that expression times this on the brows and eyes, and mouth_gain on the mouth
+    # and jaw: a real face's expression is a few hundredths of the eye distance and
+    # carries wrinkles and teeth a sketch cannot; drawn at the real size, an outside
+    # classifier reads every rendered emotion as neutral (docs/decisions.md). A mouth at
+    # 2x read as neutral too: the mouth carries happy and surprised.
+    expression_gain: float = 1.0  # 4 measured, not shipped: docs/models.md
+    mouth_gain: float = 1.0
     pause_fraction: float = 0.3  # sequences with a stretch of silence spliced in
     content_dropout: float = 0.3  # dropout on Ec's codes (regularises the small data)
     tune_content: bool = True  # also train Ec's fully connected layers (its convolutions
@@ -222,6 +229,8 @@ def train_lips(
     draw = seconds / seconds.sum()  # every second of speech equally likely
     length = options.length
 
+    gains = region_gains(options.expression_gain, options.mouth_gain)
+
     def step(rng):
         cs, es, ids, targets, masks = [], [], [], [], []
         for i in rng.choice(len(train), options.batch, p=draw):
@@ -234,7 +243,7 @@ def train_lips(
                 k = shown[int(rng.integers(0, len(shown)))]
                 intensity = rng.uniform(0.1, 1.0)
                 code = neutral_code + intensity * (means[k] - neutral_code)
-                expression = intensity * expressions.offsets[k]
+                expression = intensity * gains * expressions.offsets[k]
             else:
                 code = voice[i] if rng.random() < options.voice_fraction else neutral_code
             faces, codes_in, usable = pad(clip.targets), pad(content[i]), pad(clip.usable)

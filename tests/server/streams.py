@@ -8,6 +8,14 @@ from server.bench.client import Received
 RTP_VIDEO_RATE = 90_000
 
 
+def default_frame_size() -> tuple[int, int]:
+    """(width, height) of the shipped default avatar's frames: what a session sends."""
+    from engine.avatar.bundle import DEFAULT_AVATARS, AvatarLibrary
+
+    manifest = AvatarLibrary(DEFAULT_AVATARS).get("default").manifest
+    return manifest.width, manifest.height
+
+
 def frame_steps(received: Received) -> np.ndarray:
     """Video frame periods between consecutive received frames (1: none skipped), from
     their RTP timestamps (32-bit, wrapping)."""

@@ -13,6 +13,7 @@ from engine.audio.pcm import float_to_int16
 from engine.constants import SAMPLE_RATE
 from server.bench.browser import CHROMIUM_FLAGS
 from server.bench.client import wait_for
+from tests.server.streams import default_frame_size
 from tests.server.test_live_pipeline import mouth_measures
 
 pytestmark = pytest.mark.browser
@@ -94,7 +95,7 @@ async def test_talk_and_watch_pages_in_headless_chromium(
             # Video frames are decoded by the browser (requestVideoFrameCallback).
             await page.wait_for_function("window.evp.framesDecoded > 50", timeout=20_000)
             size = await page.eval_on_selector("#video", "v => [v.videoWidth, v.videoHeight]")
-            assert size == [512, 512]
+            assert tuple(size) == default_frame_size()
 
             # An emotion button round-trips through the control socket to the state line.
             await page.click("#emotions button[data-emotion=happy]")

@@ -16,7 +16,7 @@ import pytest
 from engine.constants import SAMPLE_RATE
 from server.bench.client import Peer, WavMicrophone, wait_for
 from server.session_clocks import VOICE_LEAD_S
-from tests.server.streams import assert_on_the_media_clock
+from tests.server.streams import assert_on_the_media_clock, default_frame_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +72,7 @@ async def test_real_speech_round_trip(server, speech):
     # Paced by the session's clock whatever this machine's speed (tests/server/test_pacing.py
     # checks the counts with a frame cost it controls; `evp bench` measures the rate).
     assert_on_the_media_clock(peer.received)
-    assert peer.received.video_sizes == {(512, 512)}
+    assert peer.received.video_sizes == {default_frame_size()}
     sent = [s["frames_sent"] for s in stats]  # counted by the session, once a second
     assert sent == sorted(sent) and sent[-1] > sent[0], stats
     assert any(s["voice"] for s in stats) and max(s["audio_level_db"] for s in stats) > -45
@@ -126,7 +126,7 @@ async def test_viewer_receives_the_same_stream(server, speech):
     await viewer.watch(talker.session_id, talker.token)
     await wait_for(lambda: len(viewer.received.video_times) >= 25 * 4, timeout=12)
     assert_on_the_media_clock(viewer.received)
-    assert viewer.received.video_sizes == {(512, 512)}
+    assert viewer.received.video_sizes == {default_frame_size()}
     assert server.evp.sessions[talker.session_id].viewer_count == 1
     assert len(viewer.received.audio) > 100
 

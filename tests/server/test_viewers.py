@@ -7,7 +7,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from engine.constants import SAMPLE_RATE
 from server.bench.client import Peer, WavMicrophone, wait_for
 from tests.server.fakes import FixedCostEngine
-from tests.server.streams import assert_on_the_media_clock
+from tests.server.streams import assert_on_the_media_clock, default_frame_size
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_one_encode_serves_the_talker_and_every_viewer(server, speech):
         sent = session.stats_message()["frames_sent"]
         assert sent - 3 <= session._encoder.frames_encoded <= sent  # once per frame, not 3x
         for peer in [talker, *viewers]:
-            assert peer.received.video_sizes == {(512, 512)}
+            assert peer.received.video_sizes == {default_frame_size()}
             assert_on_the_media_clock(peer.received)
         # A viewer joining late starts decoding at once: a keyframe is made for it.
         late = Peer(server.url, None)

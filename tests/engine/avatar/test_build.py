@@ -11,7 +11,7 @@ from engine.avatar.source import AvatarSourceError
 from engine.errors import AvatarError
 from tests.engine.avatar.test_source import _write_video
 
-TINY = BuildOptions(steps=3, size=64)
+TINY = BuildOptions(steps=3, size=64, expression_frames=4)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,26 @@ def test_a_video_becomes_a_complete_bundle(built):
     assert inside.all()
     assert set(manifest.validation) >= {"ssim", "psnr", "face_psnr", "full_ssim", "full_psnr"}
     assert (built / "validation.png").is_file()
+
+
+def test_a_video_build_learns_expression_frames_it_never_shows(built):
+    manifest = Avatar.load(built).manifest
+    assert manifest.build["expression_frames"] == 4  # warped, tracked, trained on
+    assert manifest.frame_count == 125  # ... and never played: the loop is the clip's own
+
+
+def test_a_framed_build_crops_the_video_like_a_call(clip, tmp_path):
+    from engine.avatar.augment import face_height
+
+    framed = build_avatar(
+        clip, "call", tmp_path, BuildOptions(steps=2, size=64, expression_frames=0, face_share=0.5)
+    )
+    avatar = Avatar.load(framed)
+    side = avatar.manifest.width
+    assert avatar.manifest.height == side < 844  # a square crop of the source, not upscaled
+    share = np.median(face_height(avatar.track.landmarks)) / side
+    assert share == pytest.approx(0.5, abs=0.04)
+    assert avatar.manifest.build["face_share"] == 0.5
 
 
 def test_evaluation_repeats_the_builds_validation(built):
@@ -133,6 +153,7 @@ def test_bad_options_are_refused_before_any_work():
         ({"steps": 0}, "--steps"),
         ({"size": 100}, "--size"),
         ({"max_seconds": 1}, "--max-seconds"),
+        ({"expression_frames": -1}, "--expression-frames"),
     ):
         with pytest.raises(AvatarError, match=message):
             BuildOptions(**bad)

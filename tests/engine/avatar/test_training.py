@@ -79,3 +79,18 @@ def test_jitter_moves_input_target_and_both_frames_of_a_pair_together():
     assert torch.equal(moved[:2], moved[2:])
     assert torch.allclose(moved_real, moved[:, 6:9])
     assert jitter(inputs, real, 0.0, rng)[0] is inputs
+
+
+def test_the_loss_weighs_brows_eyelids_and_lips_and_keeps_a_mean_of_one():
+    from engine.avatar.training import feature_weights
+
+    inputs = torch.zeros(2, 10, 64, 64)
+    inputs[0, 3, 30, 20:40] = 1.0  # an eyelid line (channel 3: eyes)
+    inputs[1, 0, 30, 20:40] = 1.0  # a jaw line: not weighed
+    weights = feature_weights(inputs, 4.0)
+    assert weights.shape == (2, 1, 64, 64)
+    assert weights.mean(dim=(2, 3)).flatten().tolist() == pytest.approx([1.0, 1.0])
+    near, far = weights[0, 0, 31, 30], weights[0, 0, 5, 5]  # one pixel off the line; a corner
+    assert near / far == pytest.approx(4.0)
+    assert torch.allclose(weights[1], torch.ones(1, 64, 64))  # the jaw is not a feature
+    assert torch.allclose(feature_weights(inputs, 1.0), torch.ones(2, 1, 64, 64))
