@@ -84,8 +84,6 @@ def _lips(args: argparse.Namespace) -> int:
         wild_dir=args.emotion_wild,
         neutral_dirs=tuple(clips) if args.emotion_wild else (),
     )
-    if options.expression_gain != 1 or options.mouth_gain != 1:
-        expressions = expressions.closed()  # drawn stronger: the opening stays the speech's
     out = train_lips(talking, args.run, options, start, expressions)
     stage = load_checkpoint(out).info["stages"]["lips"]
     summary = {k: stage[k] for k in ("steps", "seconds", "final_losses", "train_groups")}

@@ -230,6 +230,8 @@ def train_lips(
     length = options.length
 
     gains = region_gains(options.expression_gain, options.mouth_gain)
+    if (gains != 1).any():  # drawn stronger than life: the mouth's opening stays the speech's
+        expressions = expressions.closed()
 
     def step(rng):
         cs, es, ids, targets, masks = [], [], [], [], []
